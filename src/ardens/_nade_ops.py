@@ -1,0 +1,136 @@
+"""NADE's O(nd) computations, in the model's ordering (column k is the k-th generated input).
+
+Arguments are ``xo`` (B, n) inputs in generation order, and the ordered parameters
+``WT`` (n, d) (row k is ``W[:, o_k]``), ``b`` (d), ``V`` (n, d), ``c`` (n).
+
+Two implementations of the same mathematics:
+
+* :class:`_BlockedNADE` (any device): walks the inputs in blocks of ``BLOCK`` dimensions.
+  Inside a block the pre-activations are one matmul with a triangular mask; between
+  blocks the running sum ``a`` carries over. Its backward is analytic (the gradient of
+  ``W[:, j]`` is ``x_j`` times the suffix sum of later pre-activation gradients) and
+  recomputes each block from a ``(B, d)`` checkpoint, so no ``(B, n, d)`` tensor is kept.
+* :mod:`ardens._nade_cpu` (CPU, when numba is installed): one example at a time, skipping
+  the hidden units' recomputation where ``x_k = 0`` (``h`` does not change there).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _nade_cpu
+from .base import activation_fn, bernoulli_log_prob
+
+__all__ = ["log_prob", "logits", "sample", "BLOCK"]
+
+BLOCK = 32
+
+
+def _use_cpu_kernel(xo: torch.Tensor, WT: torch.Tensor) -> bool:
+    return (
+        _nade_cpu.AVAILABLE
+        and xo.device.type == "cpu"
+        and WT.dtype in (torch.float32, torch.float64)
+        and xo.shape[0] > 0
+    )
+
+
+def log_prob(
+    xo: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, V: torch.Tensor, c: torch.Tensor, act: str
+) -> torch.Tensor:
+    """``log p(x)`` per example, differentiable in the parameters."""
+    if _use_cpu_kernel(xo, WT):
+        return _nade_cpu.NADELogProb.apply(xo, WT, b, V, c, act)
+    return _BlockedNADE.apply(xo, WT, b, V, c, act)
+
+
+def logits(
+    xo: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, V: torch.Tensor, c: torch.Tensor, act: str
+) -> torch.Tensor:
+    """Logits ``(B, n)`` of every conditional, differentiable through autograd."""
+    fn = activation_fn(act)
+    B, n = xo.shape
+    tril = torch.ones(BLOCK, BLOCK, dtype=xo.dtype, device=xo.device).tril(-1)
+    a = b.expand(B, -1)
+    out = []
+    for s in range(0, n, BLOCK):
+        xb, Wb = xo[:, s : s + BLOCK], WT[s : s + BLOCK]
+        H = fn(_preacts(a, xb, Wb, tril))
+        out.append((H * V[s : s + BLOCK]).sum(-1) + c[s : s + BLOCK])
+        a = a + xb @ Wb
+    return torch.cat(out, dim=1) if out else xo.new_zeros(B, 0)
+
+
+def _preacts(a: torch.Tensor, xb: torch.Tensor, Wb: torch.Tensor, tril: torch.Tensor) -> torch.Tensor:
+    """Pre-activations ``(B, t, d)`` of a block: ``a + sum_{t' < t} x_t' W_t'``."""
+    t = xb.shape[1]
+    return a[:, None, :] + torch.matmul(xb[:, None, :] * tril[:t, :t], Wb)
+
+
+class _BlockedNADE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xo, WT, b, V, c, act):  # type: ignore[override]
+        fn = activation_fn(act)
+        B, n = xo.shape
+        tril = torch.ones(BLOCK, BLOCK, dtype=xo.dtype, device=xo.device).tril(-1)
+        a = b.expand(B, -1)
+        starts, z = [], torch.empty_like(xo)
+        for s in range(0, n, BLOCK):
+            xb, Wb = xo[:, s : s + BLOCK], WT[s : s + BLOCK]
+            starts.append(a)
+            H = fn(_preacts(a, xb, Wb, tril))
+            z[:, s : s + BLOCK] = (H * V[s : s + BLOCK]).sum(-1) + c[s : s + BLOCK]
+            a = a + xb @ Wb
+        ctx.act = act
+        ctx.save_for_backward(xo, WT, b, V, z, *starts)
+        return bernoulli_log_prob(z, xo)
+
+    @staticmethod
+    def backward(ctx, grad_ll):  # type: ignore[override]
+        xo, WT, b, V, z, *starts = ctx.saved_tensors
+        fn = activation_fn(ctx.act)
+        B, n = xo.shape
+        g = grad_ll[:, None] * (xo - torch.sigmoid(z))  # d loss / d logit
+        triu = torch.ones(BLOCK, BLOCK, dtype=xo.dtype, device=xo.device).triu(1)
+        tril = triu.t()
+        dWT, dV = torch.zeros_like(WT), torch.zeros_like(V)
+        db = torch.zeros_like(b)
+        suffix = torch.zeros_like(starts[0]) if starts else None  # sum of dA after the block
+        for i in reversed(range(len(starts))):
+            s = i * BLOCK
+            xb, Wb, Vb, gb = xo[:, s : s + BLOCK], WT[s : s + BLOCK], V[s : s + BLOCK], g[:, s : s + BLOCK]
+            t = xb.shape[1]
+            A = _preacts(starts[i], xb, Wb, tril)
+            H = fn(A)
+            dV[s : s + t] = torch.einsum("bt,btd->td", gb, H)
+            dH = gb[:, :, None] * Vb
+            dA = dH * (H * (1 - H)) if ctx.act == "sigmoid" else dH * (A > 0)
+            later = xb[:, :, None] * triu[:t, :t]  # (B, t, t'): x_t where t' > t
+            dWT[s : s + t] = xb.t() @ suffix + later.permute(1, 0, 2).reshape(t, B * t) @ dA.reshape(B * t, -1)
+            dA_sum = dA.sum(1)
+            db += dA_sum.sum(0)
+            suffix = suffix + dA_sum
+        dc = g.sum(0)
+        return None, dWT, db, dV, dc, None
+
+
+@torch.no_grad()
+def sample(
+    uo: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, V: torch.Tensor, c: torch.Tensor, act: str
+) -> torch.Tensor:
+    """Ancestral samples ``(B, n)`` in generation order: ``x_k = [u_k < p(x_k = 1 | x_<k)]``.
+
+    The running pre-activation is updated incrementally: O(nd) per sample.
+    """
+    if _use_cpu_kernel(uo, WT):
+        return _nade_cpu.sample(uo, WT, b, V, c, act)
+    fn = activation_fn(act)
+    B, n = uo.shape
+    a = b.expand(B, -1).clone()
+    x = torch.empty_like(uo)
+    for k in range(n):
+        p = torch.sigmoid(fn(a) @ V[k] + c[k])
+        xk = (uo[:, k] < p).to(uo.dtype)
+        x[:, k] = xk
+        a.addr_(xk, WT[k])
+    return x

@@ -1,0 +1,26 @@
+"""Shared helpers for the tests."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+
+def all_binary(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """All 2^n binary vectors of length n, shape (2^n, n)."""
+    return torch.tensor(list(itertools.product([0, 1], repeat=n)), dtype=dtype)
+
+
+def codes(x: torch.Tensor) -> torch.Tensor:
+    """Integer code of each binary row, matching the row index in ``all_binary``."""
+    n = x.shape[1]
+    weights = 2 ** torch.arange(n - 1, -1, -1)
+    return (x.long() * weights).sum(1)
+
+
+@pytest.fixture(autouse=True)
+def _seed_torch():
+    torch.manual_seed(1234)
+    yield
