@@ -149,8 +149,13 @@ def test_chi_square_detects_wrong_order_sampling():
     assert chi_square_p(model, samples) < 1e-6
 
 
-@pytest.mark.parametrize("kind", ["made-1", "made-3-direct", "made-K-random", "made-0"])
-def test_made_fast_sampler_equals_n_pass_sampler(kind):
+@pytest.mark.parametrize("kind", ["made-1", "made-3-direct", "made-K-random", "made-0", "made-2-random"])
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+def test_made_fast_sampler_equals_n_pass_sampler(kind, engine, monkeypatch):
+    if engine == "torch":
+        monkeypatch.setattr(ardens._made_cpu, "AVAILABLE", False)
+    elif not ardens._made_cpu.AVAILABLE:
+        pytest.skip("numba not installed")
     model = make(kind)
     fast = model.sample(500, generator=torch.Generator().manual_seed(3))
     slow = model.sample_slow(500, generator=torch.Generator().manual_seed(3))

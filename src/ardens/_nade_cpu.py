@@ -7,7 +7,8 @@ Examples run in parallel over numba's threads, each with its own gradient accumu
 so memory is O(threads * n * d) for gradients plus O((ones + 1) * d) per example in flight,
 never O(B * n * d).
 
-Set ``ARDENS_NUMBA=0`` to turn these kernels off.
+Set ``ARDENS_NUMBA=0`` to turn these kernels off. numba's ``workqueue`` threading layer is
+used unless ``NUMBA_THREADING_LAYER`` says otherwise (see the comment at the import).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ try:
     import numba
     from numba import njit, prange
 
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba's OpenMP layer brings a second OpenMP runtime beside torch's; their spinning
+        # workers fight over the cores and slow torch's own ops by 10x or more on 2 cores.
+        numba.config.THREADING_LAYER = "workqueue"
     AVAILABLE = True
 except ImportError:  # pragma: no cover - exercised where numba is absent
     AVAILABLE = False
@@ -64,7 +69,7 @@ if AVAILABLE:
         return s
 
     @_pjit
-    def _log_prob_kernel(x, WT, bias, V, c, act, out):
+    def _log_prob_kernel(x, WT, bias, V, c, act, out, logits):
         B, n = x.shape
         d = WT.shape[1]
         for i in prange(B):
@@ -74,6 +79,7 @@ if AVAILABLE:
             ll = 0.0
             for k in range(n):
                 z = c[k] + _dot(V[k], h)
+                logits[i, k] = z
                 ll += x[i, k] * z - _softplus(z)
                 if x[i, k] != 0.0:
                     for j in range(d):
@@ -82,8 +88,11 @@ if AVAILABLE:
             out[i] = ll
 
     @_pjit
-    def _grad_kernel(x, w, WT, bias, V, c, act, dWT, db, dV, dc):
-        """Accumulate ``sum_i w_i d log p(x_i)`` into per-chunk buffers ``dWT[t]`` etc."""
+    def _grad_kernel(x, w, logits, WT, bias, V, act, dWT, db, dV, dc):
+        """Accumulate ``sum_i w_i d log p(x_i)`` into per-chunk buffers ``dWT[t]`` etc.
+
+        ``logits`` are the forward pass's; hidden states are recomputed once per segment.
+        """
         B, n = x.shape
         d = WT.shape[1]
         chunks = dWT.shape[0]
@@ -102,8 +111,7 @@ if AVAILABLE:
                 seg = 0
                 for k in range(n):
                     h = H[seg]
-                    z = c[k] + _dot(V[k], h)
-                    g = w[i] * (x[i, k] - 1.0 / (1.0 + math.exp(-z)))
+                    g = w[i] * (x[i, k] - 1.0 / (1.0 + math.exp(-logits[i, k])))
                     dc[t, k] += g
                     dh = dH[seg]
                     for j in range(d):
@@ -164,14 +172,15 @@ class NADELogProb(torch.autograd.Function):
         dtype = WT.dtype
         xo = xo.to(dtype)
         out = np.empty(xo.shape[0], dtype=_np(WT).dtype)
-        _log_prob_kernel(_np(xo), _np(WT), _np(b), _np(V), _np(c), _act_code(act), out)
+        logits = np.empty(tuple(xo.shape), dtype=out.dtype)
+        _log_prob_kernel(_np(xo), _np(WT), _np(b), _np(V), _np(c), _act_code(act), out, logits)
         ctx.act = act
-        ctx.save_for_backward(xo, WT, b, V, c)
+        ctx.save_for_backward(xo, WT, b, V, torch.from_numpy(logits))
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, grad_ll):  # type: ignore[override]
-        xo, WT, b, V, c = ctx.saved_tensors
+        xo, WT, b, V, logits = ctx.saved_tensors
         n, d = WT.shape
         chunks = max(1, min(numba.get_num_threads(), xo.shape[0]))
         np_dtype = _np(WT).dtype
@@ -180,7 +189,7 @@ class NADELogProb(torch.autograd.Function):
         db = np.zeros((chunks, d), dtype=np_dtype)
         dc = np.zeros((chunks, n), dtype=np_dtype)
         w = _np(grad_ll.to(WT.dtype))
-        _grad_kernel(_np(xo), w, _np(WT), _np(b), _np(V), _np(c), _act_code(ctx.act), dWT, db, dV, dc)
+        _grad_kernel(_np(xo), w, _np(logits), _np(WT), _np(b), _np(V), _act_code(ctx.act), dWT, db, dV, dc)
         grads = [torch.from_numpy(g.sum(0)) for g in (dWT, db, dV, dc)]
         return None, *grads, None
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _made_cpu
 from ._checks import check_positive_int
 from .base import ACTIVATIONS, AutoregressiveModel, activation_fn, bernoulli_log_prob, flat_batch, uniforms
 from .masks import HiddenDegrees, OrderingSpec, direct_mask, made_degrees, made_masks
@@ -223,7 +224,7 @@ class MADE(AutoregressiveModel):
         ``K > 1``: that samples the mixture), one dimension at a time in that member's
         ordering, computing each hidden unit once, as soon as its inputs are known.
         """
-        return self._sample(num, generator, mask, _sample_member_by_degree)
+        return self._sample(num, generator, mask, _sample_member_fast)
 
     @torch.no_grad()
     def sample_slow(self, num: int, generator: torch.Generator | None = None, mask: int | None = None) -> torch.Tensor:
@@ -245,6 +246,13 @@ class MADE(AutoregressiveModel):
             self.set_mask(i)
             x[rows] = sampler(self, u[rows], i)
         return x
+
+
+def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
+    weight = model.layers[0].weight
+    if _made_cpu.AVAILABLE and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64):
+        return _made_cpu.sample_member(model, u, i)
+    return _sample_member_by_degree(model, u, i)
 
 
 def _sample_member_n_pass(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:

@@ -1,0 +1,297 @@
+"""Side-by-side speed benchmarks: ardens against straightforward PyTorch references.
+
+Run:  .venv/bin/python benchmarks/speed.py [--quick] [--json OUT.json] [--device cpu|cuda]
+
+Timings run in this one process, ardens and references interleaved repetition by
+repetition; the figure is the median over repetitions. Peak memory is measured apart, in
+a fresh child process per (case, implementation), after one warm-up call: the rise of its
+peak resident size during one call (CPU; Linux VmHWM, reset through /proc/self/clear_refs)
+or of ``torch.cuda.max_memory_allocated`` (GPU).
+
+Data: binarized MNIST's training images if found (``$ARDENS_DATA`` or ../shared/data),
+else Bernoulli(0.13) noise of the same shape (the same fraction of ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ardens  # noqa: E402
+from reference import CumsumNADE, LoopNADE, PlainMADE  # noqa: E402
+
+N = 784
+
+
+def load_data(device: str) -> torch.Tensor:
+    candidates = [os.environ.get("ARDENS_DATA", ""), str(Path(__file__).resolve().parents[2] / "shared" / "data")]
+    for folder in candidates:
+        path = Path(folder) / "binarized_mnist.npz"
+        if folder and path.is_file():
+            import numpy as np
+
+            with np.load(path, allow_pickle=False) as f:
+                return torch.from_numpy(f["train"][:5000].astype("float32")).to(device)
+    g = torch.Generator().manual_seed(0)
+    return torch.bernoulli(torch.full((5000, N), 0.13), generator=g).to(device)
+
+
+# -- workloads: each returns (setup -> step callable, examples per step) ------------------
+
+
+def train_step(model, data: torch.Tensor, batch: int, masks: int = 1) -> Callable[[], None]:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    state = {"i": 0}
+
+    def step() -> None:
+        i = state["i"]
+        x = data[(i * batch) % (len(data) - batch) :][:batch]
+        kwargs = {"mask": i % masks} if isinstance(model, ardens.MADE) else {}
+        loss = -model.log_prob(x, **kwargs).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state["i"] = i + 1
+
+    return step
+
+
+def eval_step(model, data: torch.Tensor, batch: int) -> Callable[[], None]:
+    def step() -> None:
+        with torch.no_grad():
+            model.log_prob(data[:batch])
+
+    return step
+
+
+def forward_step(model, data: torch.Tensor, batch: int) -> Callable[[], None]:
+    """Training's forward pass alone (autograd on, no backward)."""
+
+    def step() -> None:
+        model.log_prob(data[:batch]).sum()
+
+    return step
+
+
+def sample_step(model, num: int, method: str = "sample") -> Callable[[], None]:
+    def step() -> None:
+        with torch.no_grad():
+            getattr(model, method)(num)
+
+    return step
+
+
+def cases(device: str, quick: bool) -> list[dict]:
+    """Every comparison: a name, then implementations (label, builder) and work per call."""
+    out = []
+    ds = [500] if quick else [500, 1000]
+    for d in ds:
+        out.append(
+            {
+                "case": f"NADE train, d={d}, batch 100",
+                "examples": 100,
+                "impls": [
+                    ("ardens", lambda d=d: train_step(ardens.NADE(N, d).to(device), DATA, 100)),
+                    ("loop (reference)", lambda d=d: train_step(LoopNADE(N, d).to(device), DATA, 100)),
+                    ("cumsum (reference)", lambda d=d: train_step(CumsumNADE(N, d).to(device), DATA, 100)),
+                ],
+            }
+        )
+        out.append(
+            {
+                "case": f"NADE log_prob, d={d}, batch 1000",
+                "examples": 1000,
+                "impls": [
+                    ("ardens eval (no grad)", lambda d=d: eval_step(ardens.NADE(N, d).to(device), DATA, 1000)),
+                    ("ardens train forward", lambda d=d: forward_step(ardens.NADE(N, d).to(device), DATA, 1000)),
+                    ("loop (reference)", lambda d=d: eval_step(LoopNADE(N, d).to(device), DATA, 1000)),
+                ],
+            }
+        )
+        out.append(
+            {
+                "case": f"NADE sample vs log_prob, d={d}, 1000",
+                "examples": 1000,
+                "impls": [
+                    ("ardens sample", lambda d=d: sample_step(ardens.NADE(N, d).to(device), 1000)),
+                    ("ardens log_prob", lambda d=d: eval_step(ardens.NADE(N, d).to(device), DATA, 1000)),
+                ],
+            }
+        )
+    for hidden in ([500], [1000], [500, 500]) if not quick else ([500],):
+        h = "x".join(map(str, hidden))
+        out.append(
+            {
+                "case": f"MADE train, hidden {h}, batch 100",
+                "examples": 100,
+                "impls": [
+                    ("ardens", lambda hidden=hidden: train_step(ardens.MADE(N, hidden).to(device), DATA, 100)),
+                    (
+                        "F.linear(mask*W) (reference)",
+                        lambda hidden=hidden: train_step(PlainMADE(N, hidden).to(device), DATA, 100),
+                    ),
+                ],
+            }
+        )
+        out.append(
+            {
+                "case": f"MADE sample, hidden {h}, 100",
+                "examples": 100,
+                "impls": [
+                    ("ardens sample", lambda hidden=hidden: sample_step(ardens.MADE(N, hidden).to(device), 100)),
+                    (
+                        "n-pass (reference)",
+                        lambda hidden=hidden: sample_step(PlainMADE(N, hidden).to(device), 100, "sample_n_pass"),
+                    ),
+                ],
+            }
+        )
+        out.append(
+            {
+                "case": f"MADE sample vs log_prob, hidden {h}, 1000",
+                "examples": 1000,
+                "impls": [
+                    ("ardens sample", lambda hidden=hidden: sample_step(ardens.MADE(N, hidden).to(device), 1000)),
+                    ("ardens log_prob", lambda hidden=hidden: eval_step(ardens.MADE(N, hidden).to(device), DATA, 1000)),
+                ],
+            }
+        )
+    return out
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_case(case: dict, device: str, reps: int, min_seconds: float) -> dict[str, float]:
+    """Median examples/s per implementation, repetitions interleaved."""
+    steps = {label: build() for label, build in case["impls"]}
+    calls = {}
+    for label, step in steps.items():  # warm-up (numba compilation, allocator) and calibration
+        step()
+        sync(device)
+        t = time.perf_counter()
+        step()
+        sync(device)
+        calls[label] = max(1, int(min_seconds / max(time.perf_counter() - t, 1e-9)))
+    rates: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(reps):
+        for label, step in steps.items():
+            t = time.perf_counter()
+            for _ in range(calls[label]):
+                step()
+            sync(device)
+            rates[label].append(case["examples"] * calls[label] / (time.perf_counter() - t))
+    return {label: statistics.median(r) for label, r in rates.items()}
+
+
+def _memory_child(case_index: int, impl_index: int, device: str, quick: bool, queue) -> None:
+    global DATA
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
+    DATA = load_data(device)
+    case = cases(device, quick)[case_index]
+    step = case["impls"][impl_index][1]()
+    step()  # compile / allocate once, so that what remains is the workload's own peak
+    sync(device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        step()
+        sync(device)
+        queue.put((torch.cuda.max_memory_allocated() - before) / 2**20)
+    else:
+        before = _status_mib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak (VmHWM) to the current resident size
+        step()
+        queue.put(max(0.0, _status_mib("VmHWM") - before))
+
+
+def _status_mib(field: str) -> float:
+    """A field of /proc/self/status in MiB (VmRSS: resident now; VmHWM: peak since reset)."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
+def peak_memory(case_index: int, impl_index: int, device: str, quick: bool) -> float:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_memory_child, args=(case_index, impl_index, device, quick, queue))
+    proc.start()
+    value = queue.get()
+    proc.join()
+    return value
+
+
+def machine(device: str) -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "torch": torch.__version__,
+        "threads": str(torch.get_num_threads()),
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def main() -> None:
+    global DATA
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="d=500 and one MADE shape only")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="per repetition and implementation")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    DATA = load_data(args.device)
+    print("machine:", json.dumps(machine(args.device)))
+    results = []
+    header = f"| {'case':44s} | {'implementation':30s} | {'examples/s':>11s} | {'ratio':>7s} | {'peak MiB':>8s} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for ci, case in enumerate(cases(args.device, args.quick)):
+        rates = time_case(case, args.device, args.reps, args.min_seconds)
+        ref = rates[case["impls"][-1][0]]
+        for ii, (label, _) in enumerate(case["impls"]):
+            mem = float("nan") if args.no_memory else peak_memory(ci, ii, args.device, args.quick)
+            row = {
+                "case": case["case"],
+                "impl": label,
+                "examples_per_s": rates[label],
+                "ratio": rates[label] / ref,
+                "peak_mib": mem,
+            }
+            results.append(row)
+            print(
+                f"| {case['case']:44s} | {label:30s} | {rates[label]:11.0f} | {row['ratio']:6.2f}x | {mem:8.1f} |",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(args.device), "results": results}, indent=1))
+
+
+DATA: torch.Tensor
+
+if __name__ == "__main__":
+    main()
