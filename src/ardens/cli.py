@@ -1,0 +1,341 @@
+"""The ``ardens`` command: a thin argparse layer over :mod:`ardens.train`, :mod:`ardens.evaluate`,
+:mod:`ardens.data`, :mod:`ardens.fetch` and :mod:`ardens.demo`.
+
+Every user error (bad file, bad argument, missing data, dimension mismatch) prints one
+line ``ardens: error: <what>: <problem>`` on stderr and exits with status 2.
+
+>>> main(["train", "--epochs", "0", "--model", "nade", "--data", "digits", "--out", "x"])
+Traceback (most recent call last):
+...
+SystemExit: 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+__all__ = ["main", "build_parser", "UserError"]
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f"ardens: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number; got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number; got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1); got {text!r}") from None
+    if not (0 <= value < 1):
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1); got {text!r}")
+    return value
+
+
+def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument(
+        "--data",
+        required=required,
+        metavar="NAME_OR_PATH",
+        help="'digits' (embedded), a named set (binarized_mnist, dna, ...), or a .npz/.npy/.amat/.txt/.csv file",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="where named sets are looked up first (then $ARDENS_DATA, cache)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ardens", description="Neural autoregressive density estimation (NADE, MADE) on binary data.")
+    parser.add_argument("--version", action="version", version=f"ardens {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train NADE or MADE with early stopping", description="Train NADE or MADE.")
+    p.add_argument("--model", choices=("nade", "made"), help="required unless --resume")
+    _add_data_args(p, required=False)
+    p.add_argument("--out", metavar="RUN_DIR", help="new (or empty) run directory; required unless --resume")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR")
+    p.add_argument("--epochs", type=_positive_int, help="maximum epochs (default 100)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seeds initialization, ordering, masks, shuffling")
+    p.add_argument("--hidden", type=_positive_int, nargs="+", help="hidden sizes (NADE: one; default 500)")
+    p.add_argument("--activation", choices=("sigmoid", "relu"), help="default: sigmoid for NADE, relu for MADE")
+    p.add_argument("--ordering", choices=("natural", "random"), default="natural")
+    p.add_argument("--num-masks", type=_positive_int, default=1, help="MADE: number of masks/orderings")
+    p.add_argument("--direct", action="store_true", help="MADE: direct input-output connections")
+    p.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), default="adam")
+    p.add_argument("--lr", type=_positive_float, default=1e-3)
+    p.add_argument("--momentum", type=_unit_float, default=0.9, help="SGD momentum")
+    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
+    p.add_argument("--patience", type=_positive_int, default=10, help="epochs without improvement before stopping")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; one log line per epoch")
+
+    p = sub.add_parser("evaluate", help="test NLL (nats ± SE) and bits per dimension")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
+    _add_data_args(p, required=False)
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--masks", type=_positive_int, help="MADE: ensemble of the first K members (default all)")
+    p.add_argument("--batch-size", type=_positive_int, default=1000)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("sample", help="draw samples to a .npy (and a PNG grid for images)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
+    p.add_argument("-n", "--num", type=_positive_int, default=64)
+    p.add_argument("--out", required=True, metavar="FILE.npy")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+    p = sub.add_parser("demo", help="train NADE and MADE on the embedded digits and compare with baselines")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: ./ardens-demo, or -2, -3, ... if taken)")
+    p.add_argument("--epochs", type=_positive_int, help="override the demo's epoch limit (for a quick look)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1: fastest here)")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("fetch", help="download a data set (binarized_mnist)")
+    p.add_argument("name", choices=("binarized_mnist",))
+    p.add_argument("--data-dir", metavar="DIR", help="default: $ARDENS_DATA, else ~/.cache/ardens")
+    p.add_argument("--url", help="base URL (default: $ARDENS_MNIST_URL, else Larochelle's page)")
+    p.add_argument("--quiet", action="store_true")
+    return parser
+
+
+# -- commands -----------------------------------------------------------------------------
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .train import ModelConfig, TrainConfig, build_model, fit, resume
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.resume:
+        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise UserError("--out: not needed with --resume (the run continues in its own directory)")
+        from .train import RESUME, _read_resume
+
+        _, state = _read_resume(Path(args.resume) / RESUME)
+        spec = args.data or state["data"]["source"] or state["data"]["name"]
+        if state["data"]["name"] == "digits" and not args.data:
+            spec = "digits"
+        data = load_dataset(spec, args.data_dir)
+        result = resume(
+            args.resume,
+            data,
+            epochs=args.epochs,
+            device=args.device if args.device != "cpu" else None,
+            progress=not args.quiet,
+            log=_log,
+        )
+    else:
+        missing = [name for name in ("model", "data", "out") if getattr(args, name) is None]
+        if missing:
+            raise UserError(f"--{missing[0]}: required (unless --resume RUN_DIR)")
+        if args.model == "nade" and (args.num_masks != 1 or args.direct):
+            raise UserError("--num-masks/--direct: only for --model made")
+        if args.model == "nade" and args.hidden and len(args.hidden) != 1:
+            raise UserError(f"--hidden: NADE has one hidden layer; got {len(args.hidden)} sizes")
+        out = Path(args.out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UserError(f"{out}: exists and is not empty; choose a new --out or continue it with --resume {out}")
+        config = TrainConfig(
+            epochs=args.epochs or 100,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            patience=args.patience,
+            seed=args.seed,
+            device=args.device,
+        )
+        from .train import resolve_device
+
+        resolve_device(args.device)  # fail before loading data
+        data = load_dataset(args.data, args.data_dir, seed=args.seed)
+        import torch
+
+        torch.manual_seed(args.seed)
+        model = build_model(
+            args.model,
+            data.dim,
+            ModelConfig(
+                hidden=args.hidden or [500],
+                activation=args.activation,
+                ordering=args.ordering,
+                num_masks=args.num_masks,
+                direct=args.direct,
+                seed=args.seed,
+            ),
+        )
+        _log(f"training {args.model.upper()} ({sum(p.numel() for p in model.parameters())} parameters) on {data.name}")
+        result = fit(model, data, config, args.out, model_kind=args.model, progress=not args.quiet, log=_log)
+    why = "early stop" if result.stopped_early else "epoch limit"
+    _log(
+        f"done ({why}): best valid NLL {result.best_valid_nll:.4f} nats at epoch {result.best_epoch} "
+        f"of {result.epochs_run}, {result.seconds:.1f}s; model in {result.run_dir / 'best.safetensors'}"
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .evaluate import evaluate, load_checkpoint
+    from .train import resolve_device
+
+    model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    spec = args.data or meta.get("data_source") or meta.get("data")
+    if meta.get("data") == "digits" and not args.data:
+        spec = "digits"
+    if not spec:
+        raise UserError("--data: required (the checkpoint does not say which data it was trained on)")
+    data = load_dataset(spec, args.data_dir)
+    x = data.split(args.split)
+    if x.shape[1] != model.n_inputs:
+        raise UserError(
+            f"{data.source or data.name}: data has {x.shape[1]} dimensions; the model expects {model.n_inputs}"
+        )
+    report = evaluate(model, x, masks=args.masks, batch_size=args.batch_size)
+    if args.json:
+        print(
+            json.dumps({"checkpoint": str(args.checkpoint), "data": data.name, "split": args.split, **report.as_dict()})
+        )
+        return 0
+    kind = type(model).__name__
+    label = f"{kind}, ensemble of {report.masks} masks" if report.masks > 1 else kind
+    print(f"{data.name} {args.split}: {report.n_examples} examples, {report.dim} dimensions")
+    print(f"{label}: NLL {report.nll:.4f} ± {report.stderr:.4f} nats, {report.bits_per_dim:.4f} bits/dim")
+    if report.single_mask_nll is not None:
+        print(f"{kind}, mask 0 alone: NLL {report.single_mask_nll:.4f} ± {report.single_mask_stderr:.4f} nats")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .evaluate import draw_samples, load_checkpoint
+    from .plots import save_sample_grid
+    from .train import resolve_device
+
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise UserError(f"{out}: --out must end in .npy")
+    png = out.with_suffix(".png")
+    if not args.force:
+        for path in (out, png):
+            if path.exists():
+                raise UserError(f"{path}: exists; choose another --out or pass --force")
+    model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    x = draw_samples(model, args.num, seed=args.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".npy", dir=out.parent)
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, x)
+    os.replace(tmp, out)
+    print(f"wrote {len(x)} samples of {x.shape[1]} dimensions to {out}")
+    shape = meta.get("image_shape")
+    if shape and shape[0] * shape[1] == x.shape[1]:
+        save_sample_grid(x, shape, png, order=meta.get("image_order", "C"))
+        print(f"wrote a {shape[0]}x{shape[1]} image grid to {png}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    run_demo(args.out, epochs=args.epochs, progress=not args.quiet, log=_log)
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .fetch import fetch
+
+    path = fetch(args.name, args.data_dir, base_url=args.url, progress=not args.quiet)
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "demo": cmd_demo, "fetch": cmd_fetch}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (also raised as ``SystemExit`` by argparse)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        sys.stderr.write("ardens: interrupted\n")
+        return 130
+    except (UserError, ValueError, OSError, FloatingPointError) as err:  # DataError, RunDirError: ValueErrors
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
+            message = f"{err.filename}: {err.strerror or message}"
+        sys.stderr.write(f"ardens: error: {message}\n")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Training: run directory contents, early stopping, bit-identical resume, baselines, evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import ardens
+from ardens.baselines import IndependentBernoulli, MixtureOfBernoullis, select_mixture
+from ardens.data import Dataset, load_digits
+from ardens.evaluate import evaluate, log_likelihoods
+from ardens.train import ModelConfig, RunDirError, TrainConfig, build_model, fit, init_output_bias, resume
+
+DIGITS = load_digits()
+SMALL = Dataset("digits", DIGITS.train[:300], DIGITS.valid[:100], DIGITS.test[:100], (8, 8))
+
+
+def test_fit_writes_run_dir_and_checkpoint_metadata(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("made", 64, ModelConfig(hidden=[32], num_masks=2, ordering="random"))
+    result = fit(model, SMALL, TrainConfig(epochs=3, batch_size=50, lr=0.01), tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} == {
+        "best.safetensors",
+        "resume.safetensors",
+        "metrics.jsonl",
+        "learning_curve.png",
+    }
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and result.epochs_run == 3
+    assert set(rows[0]) == {"epoch", "train_nll", "valid_nll", "seconds"}
+    best = min(rows, key=lambda r: r["valid_nll"])
+    meta = ardens.read_metadata(run / "best.safetensors")
+    assert meta["epoch"] == best["epoch"] == result.best_epoch
+    assert meta["data"] == "digits" and meta["image_shape"] == [8, 8] and meta["training"]["lr"] == 0.01
+    # the saved best model reproduces the logged validation NLL (ensemble of both masks)
+    again = ardens.load(run / "best.safetensors")
+    assert -log_likelihoods(again, SMALL.valid).mean() == pytest.approx(best["valid_nll"], rel=1e-5)
+
+
+def test_training_improves_on_the_initial_model(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("nade", 64, ModelConfig(hidden=[20]))
+    before = evaluate(model, SMALL.valid).nll
+    result = fit(model, SMALL, TrainConfig(epochs=5, batch_size=50, lr=0.01), tmp_path, progress=False)
+    assert result.best_valid_nll < before - 3
+
+
+def test_output_bias_starts_at_the_marginals():
+    model = build_model("made", 64, ModelConfig(hidden=[16]))
+    init_output_bias(model, SMALL.train)
+    p = np.clip(SMALL.train.mean(0), 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(torch.sigmoid(model.layers[-1].bias).detach().numpy(), p, rtol=1e-5)
+    nade = build_model("nade", 64, ModelConfig(hidden=[4]))
+    init_output_bias(nade, SMALL.train)
+    np.testing.assert_allclose(torch.sigmoid(nade.c).detach().numpy(), p, rtol=1e-5)
+
+
+def test_early_stopping_with_patience(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("made", 64, ModelConfig(hidden=[64]))
+    # a large learning rate overfits 300 examples quickly
+    result = fit(model, SMALL, TrainConfig(epochs=200, batch_size=20, lr=0.03, patience=2), tmp_path, progress=False)
+    assert result.stopped_early and result.epochs_run == result.best_epoch + 2 < 200
+
+
+class SimulatedInterruptError(Exception):
+    pass
+
+
+def _interrupt_after(epoch: int):
+    def log(line: str) -> None:
+        if line.startswith(f"epoch {epoch:3d}"):
+            raise SimulatedInterruptError
+
+    return log
+
+
+@pytest.mark.parametrize(
+    "kind,model_config,optimizer",
+    [
+        ("nade", ModelConfig(hidden=[16]), "adam"),
+        ("made", ModelConfig(hidden=[24, 24], num_masks=3, ordering="random", direct=True), "sgd"),
+        ("made", ModelConfig(hidden=[24]), "adagrad"),
+    ],
+)
+def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, kind, model_config, optimizer):
+    config = TrainConfig(epochs=5, batch_size=64, lr=0.01, optimizer=optimizer, seed=7, patience=100)
+
+    def new_model():
+        torch.manual_seed(3)
+        return build_model(kind, 64, model_config)
+
+    full = fit(new_model(), SMALL, config, tmp_path / "full", progress=False)
+    with pytest.raises(SimulatedInterruptError):
+        fit(new_model(), SMALL, config, tmp_path / "cut", progress=False, log=_interrupt_after(2))
+    torch.manual_seed(999)  # the global RNG is restored from the resume state, not inherited
+    resumed = resume(tmp_path / "cut", SMALL, progress=False)
+    assert resumed.epochs_run == full.epochs_run == 5
+    a = ardens.load(tmp_path / "full" / "best.safetensors").state_dict()
+    b = ardens.load(tmp_path / "cut" / "best.safetensors").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = lambda run: [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert [(r["epoch"], r["valid_nll"]) for r in rows("full")] == [(r["epoch"], r["valid_nll"]) for r in rows("cut")]
+
+
+def test_resume_can_extend_and_checks_the_data(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("nade", 64, ModelConfig(hidden=[8]))
+    fit(model, SMALL, TrainConfig(epochs=2, batch_size=100), tmp_path, progress=False)
+    assert resume(tmp_path, SMALL, epochs=4, progress=False).epochs_run == 4
+    other = Dataset("other", DIGITS.valid, DIGITS.valid, DIGITS.test)
+    with pytest.raises(ValueError, match="not the training data of this run"):
+        resume(tmp_path, other, epochs=6, progress=False)
+
+
+def test_fit_refuses_a_non_empty_run_dir_and_a_wrong_dimension(tmp_path):
+    (tmp_path / "keep.txt").write_text("precious")
+    model = build_model("nade", 64, ModelConfig(hidden=[8]))
+    with pytest.raises(RunDirError, match="not empty"):
+        fit(model, SMALL, TrainConfig(epochs=1), tmp_path, progress=False)
+    assert (tmp_path / "keep.txt").read_text() == "precious"
+    with pytest.raises(ValueError, match="data has 64 dimensions; the model expects 10"):
+        fit(build_model("nade", 10, ModelConfig(hidden=[8])), SMALL, TrainConfig(epochs=1), tmp_path / "new")
+    with pytest.raises(RunDirError, match="no resume state"):
+        resume(tmp_path, SMALL)
+
+
+def test_bad_train_config_values():
+    for kwargs, pattern in [
+        ({"epochs": 0}, "epochs"),
+        ({"lr": -1.0}, "lr"),
+        ({"lr": math.nan}, "lr"),
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"batch_size": 2.5}, "batch_size"),
+    ]:
+        with pytest.raises(ValueError, match=pattern):
+            TrainConfig(**kwargs)
+
+
+def test_evaluate_ensemble_and_single_mask():
+    torch.manual_seed(0)
+    model = ardens.MADE(64, hidden=[16], num_masks=4, ordering="random")
+    x = DIGITS.test[:50]
+    report = evaluate(model, x, masks=2, batch_size=7)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        members = torch.stack([model.log_prob(xt, mask=i) for i in range(2)])
+        expected = -(members.logsumexp(0) - math.log(2)).double()
+        single = -model.log_prob(xt, mask=0).double()
+    assert report.masks == 2 and report.nll == pytest.approx(float(expected.mean()), rel=1e-6)
+    assert report.stderr == pytest.approx(float(expected.std() / math.sqrt(50)), rel=1e-5)
+    assert report.single_mask_nll == pytest.approx(float(single.mean()), rel=1e-6)
+    assert report.bits_per_dim == pytest.approx(report.nll / (64 * math.log(2)))
+    with torch.no_grad():
+        plain = -float(model.log_prob(xt).double().mean())
+    assert evaluate(model, x).nll == pytest.approx(plain, rel=1e-5)
+    with pytest.raises(ValueError, match="masks"):
+        evaluate(model, x, masks=5)
+    with pytest.raises(ValueError, match="dimensions"):
+        evaluate(model, x[:, :10])
+
+
+def test_baselines_are_normalized_and_fit_by_em():
+    rng = np.random.default_rng(0)
+    n = 6
+    grid = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.uint8)
+    x = (rng.random((400, n)) < np.where(rng.random(400)[:, None] < 0.5, 0.9, 0.1)).astype(np.uint8)
+    for model in (IndependentBernoulli().fit(x), MixtureOfBernoullis(3, seed=1).fit(x)):
+        assert np.exp(model.log_prob(grid)).sum() == pytest.approx(1.0, abs=1e-9)
+    # two clear clusters: the mixture beats independence; K is chosen on held-out data
+    sel = select_mixture(x[:300], x[300:], ks=(1, 2, 4))
+    assert sel.valid_nll[2] < sel.valid_nll[1] - 1.0
+    assert sel.model.k == min(sel.valid_nll, key=sel.valid_nll.get)
+    assert sel.valid_nll[1] == pytest.approx(-IndependentBernoulli().fit(x[:300]).log_prob(x[300:]).mean(), abs=0.05)
