@@ -27,8 +27,13 @@ def grads(model, value: torch.Tensor) -> list[torch.Tensor]:
     return list(torch.autograd.grad(value, [model.W, model.b, model.V, model.c]))
 
 
-def ordered_inputs(model, x):
-    return (x[:, model.order], *model._ordered_params(), model.activation)
+def kernel(impl):
+    """The implementation under test, as a function of (x, W, b, V, c, order, act)."""
+    if impl == "cpu":
+        return lambda x, W, b, V, c, order, act: _nade_cpu.NADELogProb.apply(x, order, W.t().contiguous(), b, V, c, act)
+    return lambda x, W, b, V, c, order, act: _nade_ops._BlockedNADE.apply(
+        *_nade_ops._ordered(x, W, b, V, c, order), act
+    )
 
 
 @pytest.mark.parametrize("act", ["sigmoid", "relu"])
@@ -38,8 +43,7 @@ def ordered_inputs(model, x):
 )
 def test_fast_log_prob_and_gradients_equal_autograd_on_slow_version(act, impl):
     model, x, w = setup(act)
-    fn = _nade_cpu.NADELogProb.apply if impl == "cpu" else _nade_ops._BlockedNADE.apply
-    fast = fn(*ordered_inputs(model, x))
+    fast = kernel(impl)(x, *model._params(), model.activation)
     slow = slow_log_prob(model, x)
     torch.testing.assert_close(fast, slow, atol=1e-9, rtol=0)
     for g_fast, g_slow in zip(grads(model, (w * fast).sum()), grads(model, (w * slow).sum())):
@@ -49,10 +53,9 @@ def test_fast_log_prob_and_gradients_equal_autograd_on_slow_version(act, impl):
 @pytest.mark.parametrize("impl", [pytest.param("cpu", marks=needs_numba), "blocked"])
 def test_gradcheck(impl):
     model, x, _ = setup("sigmoid", n=40, d=5, B=4)
-    fn = _nade_cpu.NADELogProb.apply if impl == "cpu" else _nade_ops._BlockedNADE.apply
-    xo, WT, b, V, c, act = ordered_inputs(model, x)
-    params = [t.detach().requires_grad_() for t in (WT, b, V, c)]
-    assert torch.autograd.gradcheck(lambda *p: fn(xo, *p, act), params)
+    fn = kernel(impl)
+    params = [t.detach().requires_grad_() for t in (model.W, model.b, model.V, model.c)]
+    assert torch.autograd.gradcheck(lambda *p: fn(x, *p, model.order, model.activation), params)
 
 
 @needs_numba
@@ -71,3 +74,18 @@ def test_edge_cases():
     assert abs(model.log_prob(x).exp().sum().item() - 1) < 1e-12
     assert model.log_prob(torch.zeros(0, 1)).shape == (0,)
     assert model.sample(0).shape == (0, 1)
+
+
+@needs_numba
+def test_vectorizable_exp_is_accurate():
+    import math
+
+    import numpy as np
+    from numba import njit
+
+    exp = njit(lambda v: np.array([_nade_cpu.exp_vectorizable(t) for t in v]))
+    x = np.concatenate([np.linspace(-700, 700, 20001), np.random.default_rng(0).normal(0, 5, 10000), [0.0, -0.0]])
+    got, want = exp(x), np.array([math.exp(t) for t in x])
+    assert np.max(np.abs(got - want) / want) < 4 * np.finfo(np.float64).eps
+    assert np.isnan(exp(np.array([np.nan]))[0])
+    assert exp(np.array([-1e4]))[0] < 1e-300 and np.isfinite(exp(np.array([1e4]))[0])

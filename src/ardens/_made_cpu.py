@@ -23,7 +23,9 @@ __all__ = ["AVAILABLE", "sample_member"]
 if AVAILABLE:
     from numba import njit, prange
 
-    @njit(fastmath={"reassoc", "contract", "nsz", "arcp"}, cache=True, nogil=True, parallel=True)
+    from ._nade_cpu import KERNEL_OPTIONS
+
+    @njit(parallel=True, **KERNEL_OPTIONS)
     def _sample_kernel(u, mats, biases, ends, direct, has_direct, relu, x):
         B, n = u.shape
         L = len(mats) - 1

@@ -1,17 +1,19 @@
-"""NADE's O(nd) computations, in the model's ordering (column k is the k-th generated input).
+"""NADE's O(nd) computations.
 
-Arguments are ``xo`` (B, n) inputs in generation order, and the ordered parameters
-``WT`` (n, d) (row k is ``W[:, o_k]``), ``b`` (d), ``V`` (n, d), ``c`` (n).
+The public functions take inputs ``x`` (B, n) and parameters ``W`` (d, n), ``b`` (d),
+``V`` (n, d), ``c`` (n) in input-position coordinates, and the ordering ``order``.
 
 Two implementations of the same mathematics:
 
-* :class:`_BlockedNADE` (any device): walks the inputs in blocks of ``BLOCK`` dimensions.
-  Inside a block the pre-activations are one matmul with a triangular mask; between
-  blocks the running sum ``a`` carries over. Its backward is analytic (the gradient of
-  ``W[:, j]`` is ``x_j`` times the suffix sum of later pre-activation gradients) and
-  recomputes each block from a ``(B, d)`` checkpoint, so no ``(B, n, d)`` tensor is kept.
-* :mod:`ardens._nade_cpu` (CPU, when numba is installed): one example at a time, skipping
-  the hidden units' recomputation where ``x_k = 0`` (``h`` does not change there).
+* :class:`_BlockedNADE` (any device): permutes to generation order, then walks the
+  inputs in blocks of ``BLOCK`` dimensions. Inside a block the pre-activations are one
+  matmul with a triangular mask; between blocks the running sum ``a`` carries over. Its
+  backward is analytic (the gradient of ``W[:, j]`` is ``x_j`` times the suffix sum of
+  later pre-activation gradients) and recomputes each block from a ``(B, d)``
+  checkpoint, so no ``(B, n, d)`` tensor is kept.
+* :mod:`ardens._nade_cpu` (CPU, when numba is installed): one example at a time (in
+  small tiles), skipping the hidden units' recomputation where ``x_k = 0`` (``h`` does
+  not change there), indexing through ``order`` so nothing is permuted or copied.
 """
 
 from __future__ import annotations
@@ -25,29 +27,33 @@ __all__ = ["log_prob", "logits", "sample", "BLOCK"]
 
 BLOCK = 32
 
+Params = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
-def _use_cpu_kernel(xo: torch.Tensor, WT: torch.Tensor) -> bool:
+
+def _use_cpu_kernel(x: torch.Tensor, W: torch.Tensor) -> bool:
     return (
-        _nade_cpu.AVAILABLE
-        and xo.device.type == "cpu"
-        and WT.dtype in (torch.float32, torch.float64)
-        and xo.shape[0] > 0
+        _nade_cpu.AVAILABLE and x.device.type == "cpu" and W.dtype in (torch.float32, torch.float64) and x.shape[0] > 0
     )
 
 
-def log_prob(
-    xo: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, V: torch.Tensor, c: torch.Tensor, act: str
-) -> torch.Tensor:
+def _ordered(x: torch.Tensor, W, b, V, c, order: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Inputs and parameters permuted to generation order (no copy for the natural order)."""
+    if torch.equal(order, torch.arange(len(order), device=order.device)):
+        return x, W.t(), b, V, c
+    return x[:, order], W.t()[order], b, V[order], c[order]
+
+
+def log_prob(x: torch.Tensor, W, b, V, c, order: torch.Tensor, act: str) -> torch.Tensor:
     """``log p(x)`` per example, differentiable in the parameters."""
-    if _use_cpu_kernel(xo, WT):
-        return _nade_cpu.NADELogProb.apply(xo, WT, b, V, c, act)
-    return _BlockedNADE.apply(xo, WT, b, V, c, act)
+    if _use_cpu_kernel(x, W):
+        return _nade_cpu.NADELogProb.apply(x, order.cpu(), W.t().contiguous(), b, V, c, act)
+    return _BlockedNADE.apply(*_ordered(x, W, b, V, c, order), act)
 
 
-def logits(
-    xo: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, V: torch.Tensor, c: torch.Tensor, act: str
-) -> torch.Tensor:
-    """Logits ``(B, n)`` of every conditional, differentiable through autograd."""
+def logits(x: torch.Tensor, W, b, V, c, order: torch.Tensor, act: str) -> torch.Tensor:
+    """Logits ``(B, n)`` of every conditional, by input position, differentiable through
+    autograd in the parameters and in ``x``."""
+    xo, WT, b, Vo, co = _ordered(x, W, b, V, c, order)
     fn = activation_fn(act)
     B, n = xo.shape
     tril = torch.ones(BLOCK, BLOCK, dtype=xo.dtype, device=xo.device).tril(-1)
@@ -56,9 +62,12 @@ def logits(
     for s in range(0, n, BLOCK):
         xb, Wb = xo[:, s : s + BLOCK], WT[s : s + BLOCK]
         H = fn(_preacts(a, xb, Wb, tril))
-        out.append((H * V[s : s + BLOCK]).sum(-1) + c[s : s + BLOCK])
+        out.append((H * Vo[s : s + BLOCK]).sum(-1) + co[s : s + BLOCK])
         a = a + xb @ Wb
-    return torch.cat(out, dim=1) if out else xo.new_zeros(B, 0)
+    z = torch.cat(out, dim=1) if out else xo.new_zeros(B, 0)
+    result = torch.empty_like(z)
+    result[:, order] = z
+    return result
 
 
 def _preacts(a: torch.Tensor, xb: torch.Tensor, Wb: torch.Tensor, tril: torch.Tensor) -> torch.Tensor:
@@ -115,22 +124,18 @@ class _BlockedNADE(torch.autograd.Function):
 
 
 @torch.no_grad()
-def sample(
-    uo: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, V: torch.Tensor, c: torch.Tensor, act: str
-) -> torch.Tensor:
-    """Ancestral samples ``(B, n)`` in generation order: ``x_k = [u_k < p(x_k = 1 | x_<k)]``.
-
-    The running pre-activation is updated incrementally: O(nd) per sample.
-    """
-    if _use_cpu_kernel(uo, WT):
-        return _nade_cpu.sample(uo, WT, b, V, c, act)
+def sample(u: torch.Tensor, W, b, V, c, order: torch.Tensor, act: str) -> torch.Tensor:
+    """Ancestral samples ``(B, n)``: ``x_j = [u_j < p(x_j = 1 | earlier inputs)]``, drawn in
+    ``order``, the running pre-activation updated incrementally (O(nd) per sample)."""
+    if _use_cpu_kernel(u, W):
+        return _nade_cpu.sample(u, order.cpu(), W.t().contiguous(), b, V, c, act)
     fn = activation_fn(act)
-    B, n = uo.shape
+    B, n = u.shape
     a = b.expand(B, -1).clone()
-    x = torch.empty_like(uo)
-    for k in range(n):
-        p = torch.sigmoid(fn(a) @ V[k] + c[k])
-        xk = (uo[:, k] < p).to(uo.dtype)
-        x[:, k] = xk
-        a.addr_(xk, WT[k])
+    x = torch.empty_like(u)
+    for j in order.tolist():
+        p = torch.sigmoid(fn(a) @ V[j] + c[j])
+        xj = (u[:, j] < p).to(u.dtype)
+        x[:, j] = xj
+        a.addr_(xj, W[:, j])
     return x

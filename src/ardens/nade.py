@@ -76,36 +76,27 @@ class NADE(AutoregressiveModel):
             "seed": self.seed,
         }
 
-    def _ordered_params(self) -> tuple[torch.Tensor, ...]:
-        o = self.order
-        return self.W.t()[o], self.b, self.V[o], self.c[o]
+    def _params(self) -> tuple[torch.Tensor, ...]:
+        return self.W, self.b, self.V, self.c, self.order
 
     def conditionals(self, x: Any) -> torch.Tensor:
         """Logits of ``p(x_k = 1 | x_<k)``, shape ``(..., n)``, indexed by input position."""
         x = self.check_input(x)
         flat, batch = flat_batch(x)
-        z_ordered = _nade_ops.logits(flat[:, self.order], *self._ordered_params(), self.activation)
-        logits = torch.empty_like(z_ordered)
-        logits[:, self.order] = z_ordered
-        return logits.reshape(*batch, self.n_inputs)
+        return _nade_ops.logits(flat, *self._params(), self.activation).reshape(*batch, self.n_inputs)
 
     def log_prob(self, x: Any) -> torch.Tensor:
         """Exact ``log p(x)`` in nats, shape ``x.shape[:-1]``."""
         x = self.check_input(x)
         flat, batch = flat_batch(x)
-        xo = flat[:, self.order]
-        ll = _nade_ops.log_prob(xo, *self._ordered_params(), self.activation)
-        return ll.reshape(batch)
+        return _nade_ops.log_prob(flat, *self._params(), self.activation).reshape(batch)
 
     @torch.no_grad()
     def sample(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``num`` exact samples, drawn one dimension at a time in the model's ordering."""
         num = check_positive_int("num", num, allow_zero=True)
         u = uniforms(num, self.n_inputs, like=self.W, generator=generator)
-        xo = _nade_ops.sample(u[:, self.order], *self._ordered_params(), self.activation)
-        x = torch.empty_like(xo)
-        x[:, self.order] = xo
-        return x
+        return _nade_ops.sample(u, *self._params(), self.activation)
 
 
 def slow_log_prob(model: NADE, x: torch.Tensor) -> torch.Tensor:
