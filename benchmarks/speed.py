@@ -2,6 +2,10 @@
 
 Run:  .venv/bin/python benchmarks/speed.py [--quick] [--json OUT.json] [--device cpu|cuda]
 
+The ratio column divides by the case's reference row: the per-dimension loop for NADE
+training, training's forward pass for NADE evaluation, ``log_prob`` for sampling, the
+plain masked MLP for MADE training, the n-pass sampler for MADE sampling.
+
 Timings run in this one process, ardens and references interleaved repetition by
 repetition; the figure is the median over repetitions. Peak memory is measured apart, in
 a fresh child process per (case, implementation), after one warm-up call: the rise of its
@@ -101,6 +105,7 @@ def cases(device: str, quick: bool) -> list[dict]:
             {
                 "case": f"NADE train, d={d}, batch 100",
                 "examples": 100,
+                "ref": "loop (reference)",
                 "impls": [
                     ("ardens", lambda d=d: train_step(ardens.NADE(N, d).to(device), DATA, 100)),
                     ("loop (reference)", lambda d=d: train_step(LoopNADE(N, d).to(device), DATA, 100)),
@@ -112,6 +117,7 @@ def cases(device: str, quick: bool) -> list[dict]:
             {
                 "case": f"NADE log_prob, d={d}, batch 1000",
                 "examples": 1000,
+                "ref": "ardens train forward",
                 "impls": [
                     ("ardens eval (no grad)", lambda d=d: eval_step(ardens.NADE(N, d).to(device), DATA, 1000)),
                     ("ardens train forward", lambda d=d: forward_step(ardens.NADE(N, d).to(device), DATA, 1000)),
@@ -263,6 +269,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", default="", help="run the cases whose name contains this text")
     args = parser.parse_args()
     DATA = load_data(args.device)
     print("machine:", json.dumps(machine(args.device)))
@@ -271,8 +278,10 @@ def main() -> None:
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for ci, case in enumerate(cases(args.device, args.quick)):
+        if args.only not in case["case"]:
+            continue
         rates = time_case(case, args.device, args.reps, args.min_seconds)
-        ref = rates[case["impls"][-1][0]]
+        ref = rates[case.get("ref", case["impls"][-1][0])]
         for ii, (label, _) in enumerate(case["impls"]):
             mem = float("nan") if args.no_memory else peak_memory(ci, ii, args.device, args.quick)
             row = {

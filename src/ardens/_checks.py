@@ -28,13 +28,13 @@ def as_binary(x: Any, n: int, *, dtype: torch.dtype, device: torch.device) -> to
         raise ValueError(f"x: expected 0/1 values of a real or bool dtype; got dtype {x.dtype}")
     if x.dim() == 0 or x.shape[-1] != n:
         raise ValueError(f"x: expected shape (batch, {n}); got shape {tuple(x.shape)}")
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        raise ValueError("x: expected 0/1 values; got NaN or inf")
-    if x.dtype != torch.bool:
-        bad = (x != 0) & (x != 1)
-        if bool(bad.any()):
-            example = x[bad].flatten()[0].item()
-            raise ValueError(f"x: expected 0/1 values; got {example!r}")
+    # x (1 - x) is 0 exactly for 0 and 1: NaN, inf and every other value (integers too,
+    # even where the product wraps around) leave it nonzero. One pass, cheap in training.
+    if x.dtype != torch.bool and bool((x * (1 - x)).any()):
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError("x: expected 0/1 values; got NaN or inf")
+        example = x[(x != 0) & (x != 1)].flatten()[0].item()
+        raise ValueError(f"x: expected 0/1 values; got {example!r}")
     return x.to(device=device, dtype=dtype)
 
 

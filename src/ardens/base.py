@@ -38,6 +38,10 @@ class AutoregressiveModel(nn.Module):
     n_inputs: int
 
     def _reference(self) -> torch.Tensor:
+        """A parameter, for the model's dtype and device."""
+        for p in self._parameters.values():
+            if p is not None:
+                return p
         return next(self.parameters())
 
     def check_input(self, x: Any) -> torch.Tensor:

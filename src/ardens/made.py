@@ -152,6 +152,9 @@ class MADE(AutoregressiveModel):
             raise ValueError(f"mask: expected an integer in [0, {self.num_masks}); got {i!r}")
         return int(i)
 
+    def _reference(self) -> torch.Tensor:
+        return self.layers[0].weight
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._member = -1  # the degrees may have changed: rebuild the masks from them
@@ -161,9 +164,10 @@ class MADE(AutoregressiveModel):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         act = activation_fn(self.activation)
         h = x
-        for layer in self.layers[:-1]:
-            h = act(layer(h))
-        out = self.layers[-1](h)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):  # (slicing a ModuleList builds a new module)
+            h = layer(h) if i == last else act(layer(h))
+        out = h
         if self.direct_layer is not None:
             out = out + self.direct_layer(x)
         return out
