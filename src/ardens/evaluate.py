@@ -67,7 +67,8 @@ def log_likelihoods(
     out = []
     model.eval()
     for start in range(0, len(x), batch_size):
-        xb = torch.as_tensor(np.asarray(x[start : start + batch_size]), dtype=ref.dtype, device=ref.device)
+        xb = x[start : start + batch_size]
+        xb = (xb if isinstance(xb, torch.Tensor) else torch.as_tensor(np.asarray(xb))).to(ref.device, ref.dtype)
         if isinstance(model, MADE) and model.num_masks > 1:
             lp = torch.stack([model.log_prob(xb, mask=i) for i in range(k)]).logsumexp(0) - math.log(k)
         else:

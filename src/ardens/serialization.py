@@ -29,7 +29,7 @@ from .base import AutoregressiveModel
 from .made import MADE
 from .nade import NADE
 
-__all__ = ["save", "load", "read_metadata", "MODEL_CLASSES", "model_from_config"]
+__all__ = ["save", "load", "read_metadata", "MODEL_CLASSES", "model_from_config", "atomic_save_file"]
 
 MODEL_CLASSES: dict[str, type[AutoregressiveModel]] = {"NADE": NADE, "MADE": MADE}
 FORMAT_VERSION = 1
@@ -55,12 +55,18 @@ def save(model: AutoregressiveModel, path: str | os.PathLike, extra: dict[str, A
         raise ValueError(f"model: expected one of {sorted(MODEL_CLASSES)}; got {name}")
     header = {"format": FORMAT_VERSION, "class": name, "config": model.config(), **(extra or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_save_file(tensors, path, {"ardens": json.dumps(header)})
+
+
+def atomic_save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file`` to a temporary file in the same folder, then a rename:
+    ``path`` holds either its old content or the new one, never a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"ardens": json.dumps(header)})
+        save_file(tensors, tmp, metadata=metadata)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -44,14 +44,15 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from .base import AutoregressiveModel
 from .data import Dataset, array_checksum
+from .evaluate import log_likelihoods
 from .made import MADE
 from .nade import NADE
-from .serialization import model_from_config, save
+from .serialization import atomic_save_file, model_from_config, save
 
 __all__ = [
     "ModelConfig",
@@ -203,19 +204,9 @@ def _num_masks(model: AutoregressiveModel) -> int:
     return model.num_masks if isinstance(model, MADE) else 1
 
 
-@torch.no_grad()
 def mean_nll(model: AutoregressiveModel, x: torch.Tensor, masks: int | None = None, batch_size: int = 1000) -> float:
     """Average NLL (nats) of the rows of ``x``; for MADE the ensemble of the first ``masks`` members."""
-    k = _num_masks(model) if masks is None else masks
-    total = 0.0
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        if isinstance(model, MADE) and model.num_masks > 1:
-            lp = torch.stack([model.log_prob(xb, mask=i) for i in range(k)]).logsumexp(0) - math.log(k)
-        else:
-            lp = model.log_prob(xb)
-        total += float(lp.double().sum())
-    return -total / len(x)
+    return float(-log_likelihoods(model, x, masks, batch_size).mean())
 
 
 # -- resume state ---------------------------------------------------------------------------
@@ -258,14 +249,7 @@ def _save_resume(path: Path, model, optimizer, generator: torch.Generator, heade
     tensors["rng.shuffle"] = generator.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
     header = {**header, "optimizer": opt_other}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"ardens_resume": json.dumps(header)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save_file(tensors, path, {"ardens_resume": json.dumps(header)})
 
 
 def _read_resume(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
