@@ -32,7 +32,7 @@ def test_fit_writes_run_dir_and_checkpoint_metadata(tmp_path):
     }
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and result.epochs_run == 3
-    assert set(rows[0]) == {"epoch", "train_nll", "valid_nll", "seconds"}
+    assert set(rows[0]) == {"epoch", "train_nll", "valid_nll", "seconds", "lr"}
     best = min(rows, key=lambda r: r["valid_nll"])
     meta = ardens.read_metadata(run / "best.safetensors")
     assert meta["epoch"] == best["epoch"] == result.best_epoch
@@ -178,3 +178,25 @@ def test_baselines_are_normalized_and_fit_by_em():
     assert sel.valid_nll[2] < sel.valid_nll[1] - 1.0
     assert sel.model.k == min(sel.valid_nll, key=sel.valid_nll.get)
     assert sel.valid_nll[1] == pytest.approx(-IndependentBernoulli().fit(x[:300]).log_prob(x[300:]).mean(), abs=0.05)
+
+
+def test_learning_rate_decays_on_plateau_and_survives_resume(tmp_path, monkeypatch):
+    """Validation NLL that never improves after epoch 1: the rate halves every 2 bad epochs."""
+    scores = iter([10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0])
+    monkeypatch.setattr(ardens.train, "mean_nll", lambda *args, **kwargs: next(scores))
+    config = TrainConfig(epochs=6, batch_size=100, lr=0.01, patience=100, lr_decay=0.5, decay_patience=2)
+    torch.manual_seed(0)
+    with pytest.raises(SimulatedInterruptError):
+        fit(
+            build_model("made", 64, ModelConfig(hidden=[8])),
+            SMALL,
+            config,
+            tmp_path,
+            progress=False,
+            log=_interrupt_after(4),
+        )
+    resume(tmp_path, SMALL, progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainConfig(lr_decay=0.0)

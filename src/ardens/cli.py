@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direct", action="store_true", help="MADE: direct input-output connections")
     p.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), default="adam")
     p.add_argument("--lr", type=_positive_float, default=1e-3)
+    p.add_argument(
+        "--lr-decay",
+        type=_number(float, "a number in (0, 1]", lambda v: 0 < v <= 1),
+        default=1.0,
+        help="multiply the learning rate by this after --decay-patience epochs without improvement",
+    )
+    p.add_argument("--decay-patience", type=_positive_int, default=5)
     p.add_argument("--momentum", type=_unit_float, default=0.9, help="SGD momentum")
     p.add_argument("--batch-size", type=_positive_int, default=100)
     p.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
@@ -176,6 +183,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             patience=args.patience,
             seed=args.seed,
             device=args.device,
+            lr_decay=args.lr_decay,
+            decay_patience=args.decay_patience,
         )
         from .train import resolve_device
 

@@ -11,7 +11,7 @@ epoch, and writes into a run directory:
   the shuffling generator's state as ``uint8`` tensors) plus a JSON header (epoch,
   step, best so far, patience counter, configs). No pickle anywhere.
 - ``metrics.jsonl``: one JSON line per epoch (``epoch``, ``train_nll``, ``valid_nll``,
-  ``seconds``). ``train_nll`` is the mean of the epoch's minibatch losses.
+  ``seconds``, ``lr``). ``train_nll`` is the mean of the epoch's minibatch losses.
 - ``learning_curve.png``: drawn when training ends (and every 30 s while it runs).
 
 A K-mask MADE moves to the next member every minibatch (``mask = step % K``). Its
@@ -95,7 +95,11 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimization options. ``patience``: epochs without a better validation NLL before stopping."""
+    """Optimization options. ``patience``: epochs without a better validation NLL before stopping.
+
+    ``lr_decay < 1`` multiplies the learning rate by that factor after every
+    ``decay_patience`` epochs without a better validation NLL (1 turns it off).
+    """
 
     epochs: int = 100
     batch_size: int = 100
@@ -106,9 +110,11 @@ class TrainConfig:
     patience: int = 10
     seed: int = 0
     device: str = "cpu"
+    lr_decay: float = 1.0
+    decay_patience: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "decay_patience"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer; got {value!r}")
@@ -120,6 +126,8 @@ class TrainConfig:
             raise ValueError(f"momentum: expected a number in [0, 1); got {self.momentum!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay: expected a non-negative number; got {self.weight_decay!r}")
+        if not (math.isfinite(self.lr_decay) and 0 < self.lr_decay <= 1):
+            raise ValueError(f"lr_decay: expected a number in (0, 1]; got {self.lr_decay!r}")
 
 
 @dataclass
@@ -309,6 +317,7 @@ def fit(
         "best_valid_nll": None,
         "best_epoch": 0,
         "bad_epochs": 0,
+        "lr": config.lr,
         "finished": False,
         "seconds": 0.0,
         "model_class": type(model).__name__,
@@ -350,8 +359,8 @@ def resume(
     model = model.to(resolve_device(config.device))
     optimizer = make_optimizer(model, config)
     optimizer.load_state_dict(_unflatten_optimizer(tensors, state.pop("optimizer")))
-    for group in optimizer.param_groups:  # a resumed run may change these
-        group["lr"] = config.lr
+    for group in optimizer.param_groups:  # the rate reached so far, decays included
+        group["lr"] = state.get("lr", config.lr)
     generator = torch.Generator()
     generator.set_state(tensors["rng.shuffle"])
     torch.set_rng_state(tensors["rng.torch"])
@@ -428,7 +437,11 @@ def _loop(model, optimizer, generator, data, config, run_dir, state, history, pr
             state.update(best_valid_nll=valid_nll, best_epoch=epoch, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
-        row = {"epoch": epoch, "train_nll": train_nll, "valid_nll": valid_nll, "seconds": seconds}
+            if config.lr_decay < 1 and state["bad_epochs"] % config.decay_patience == 0:
+                state["lr"] *= config.lr_decay
+                for group in optimizer.param_groups:
+                    group["lr"] = state["lr"]
+        row = {"epoch": epoch, "train_nll": train_nll, "valid_nll": valid_nll, "seconds": seconds, "lr": state["lr"]}
         history.append(row)
         if improved:
             save(model, run_dir / BEST, extra=_checkpoint_extra(state, row))
