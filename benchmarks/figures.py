@@ -1,0 +1,85 @@
+"""Figures for BENCHMARKS.md: MNIST samples beside training images, and NLL against time.
+
+Run (after ``benchmarks/reproduce.py mnist``):
+    .venv/bin/python benchmarks/figures.py [--data-dir DIR]
+
+Reads the chosen MNIST models from ``pretrained/mnist/*.safetensors`` and the training logs
+(``metrics.jsonl``) of their runs, and writes ``benchmarks/figures/mnist_samples.png`` and
+``benchmarks/figures/mnist_nll_vs_time.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+import ardens
+from ardens.data import load_dataset
+from ardens.evaluate import draw_samples
+from ardens.plots import image_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "figures"
+
+
+def chosen_models() -> list[tuple[str, Path, Path]]:
+    """(row name, checkpoint, metrics.jsonl of its run) for every MNIST result."""
+    out = []
+    for result in sorted((ROOT / "benchmarks" / "results" / "mnist").glob("*.json")):
+        r = json.loads(result.read_text())
+        checkpoint = ROOT / "pretrained" / "mnist" / f"{result.stem}.safetensors"
+        if checkpoint.is_file():
+            out.append((r["row"], checkpoint, ROOT / Path(r["checkpoint"]).parent / "metrics.jsonl"))
+    return out
+
+
+def samples_figure(models, train: np.ndarray, path: Path, num: int = 64) -> None:
+    panels = [("training images", train[np.random.default_rng(0).choice(len(train), num, replace=False)])]
+    panels += [(name, draw_samples(ardens.load(ckpt), num, seed=0)) for name, ckpt, _ in models]
+    fig = Figure(figsize=(3.2 * len(panels), 3.6))
+    for i, (title, x) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        ax.imshow(image_grid(x, (28, 28), cols=8), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    FigureCanvasAgg(fig).print_png(str(path))
+
+
+def time_figure(models, path: Path) -> None:
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    for name, _, metrics in models:
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        minutes = np.cumsum([r["seconds"] for r in rows]) / 60
+        ax.plot(minutes, [r["valid_nll"] for r in rows], label=f"{name} (valid)")
+    ax.set_xlabel("training time, minutes (2-core CPU, 1 thread)")
+    ax.set_ylabel("validation NLL, nats")
+    ax.set_ylim(top=100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    FigureCanvasAgg(fig).print_png(str(path))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    models = chosen_models()
+    if not models:
+        raise SystemExit("figures: no MNIST results yet (run benchmarks/reproduce.py mnist)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    train = load_dataset("binarized_mnist", data_dir=args.data_dir).train
+    samples_figure(models, train, OUT / "mnist_samples.png")
+    time_figure(models, OUT / "mnist_nll_vs_time.png")
+    print(f"wrote {OUT / 'mnist_samples.png'} and {OUT / 'mnist_nll_vs_time.png'}")
+
+
+if __name__ == "__main__":
+    main()

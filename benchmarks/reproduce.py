@@ -1,0 +1,277 @@
+"""Reproduce the published NADE/MADE tables: train, select on validation, test once, render.
+
+Run:
+    .venv/bin/python benchmarks/reproduce.py uci               # every row of the UCI table
+    .venv/bin/python benchmarks/reproduce.py mnist --rows nade  # rows whose id matches
+    .venv/bin/python benchmarks/reproduce.py uci --render-only  # rebuild the markdown tables
+
+Each row is one committed config file, ``benchmarks/configs/<table>/<row>.json``:
+
+    {"dataset": "dna", "row": "NADE", "published": 84.81, "kind": "nade",
+     "model": {"hidden": [500]}, "train": {"lr": 0.001, "patience": 20},
+     "grid": {"train.lr": [0.001, 0.0003]}}
+
+(or ``"points": [{"train.lr": 0.001}, {"train.lr": 0.0003, "train.lr_decay": 0.5}]``).
+
+``kind`` is ``nade`` or ``made`` (trained with :func:`ardens.train.fit`), ``mob`` (mixture
+of Bernoullis, EM, K chosen from ``grid.k``) or ``bernoulli`` (independent pixels).
+Every grid point is trained on ``train`` with early stopping on ``valid``; the point with
+the lowest validation NLL is chosen, and only that model is evaluated on ``test``.
+Multi-mask MADE is evaluated as the normalized ensemble over all its masks.
+
+Runs live in ``runs/reproduce/<table>/<row>/<point>`` (interrupted runs are resumed),
+results in ``benchmarks/results/<table>/<row>.json``, and the chosen model is copied to
+``pretrained/<table>/<row>.safetensors`` with a model card beside it. The markdown
+tables are written into BENCHMARKS.md between ``<!-- reproduce:<table> -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import fnmatch
+import itertools
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import ardens
+from ardens.baselines import IndependentBernoulli, select_mixture
+from ardens.data import load_dataset
+from ardens.evaluate import evaluate
+from ardens.train import ModelConfig, TrainConfig, build_model, fit, resume
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "benchmarks" / "configs"
+RESULTS = ROOT / "benchmarks" / "results"
+PRETRAINED = ROOT / "pretrained"
+RUNS = ROOT / "runs" / "reproduce"
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The candidates of a row: every combination of its ``grid`` (``section.key`` -> values),
+    or its explicit ``points`` (a list of ``{section.key: value}``), applied to its config."""
+    if "points" in config:
+        settings = [dict(sorted(p.items())) for p in config["points"]]
+    else:
+        grid = config.get("grid", {})
+        keys = sorted(grid)
+        settings = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    points = []
+    for setting in settings:
+        point = copy.deepcopy(config)
+        for key, value in setting.items():
+            section, _, name = key.partition(".")
+            point.setdefault(section, {})[name] = value
+        point["point"] = setting
+        points.append(point)
+    return points
+
+
+def point_id(point: dict[str, Any]) -> str:
+    parts = [f"{k.split('.')[-1]}={v}" for k, v in point["point"].items()]
+    return ",".join(parts).replace(" ", "").replace("[", "").replace("]", "") or "default"
+
+
+def train_point(point: dict[str, Any], data, run_dir: Path) -> tuple[float, float, Any]:
+    """(validation NLL of the best epoch, wall seconds, run directory) for one grid point."""
+    if (run_dir / "resume.safetensors").is_file():
+        result = resume(run_dir, data, progress=False, log=print)
+    else:
+        torch.manual_seed(point["train"].get("seed", 0))
+        model = build_model(point["kind"], data.dim, ModelConfig(**point.get("model", {})))
+        result = fit(
+            model,
+            data,
+            TrainConfig(**point.get("train", {})),
+            run_dir,
+            model_kind=point["kind"],
+            progress=False,
+            log=print,
+        )
+    return result.best_valid_nll, result.seconds, result
+
+
+def run_neural(config: dict[str, Any], data, runs: Path) -> dict[str, Any]:
+    scores, seconds, best = {}, 0.0, None
+    for point in grid_points(config):
+        pid = point_id(point)
+        print(f"-- {config['dataset']} {config['row']} [{pid}]", flush=True)
+        valid_nll, secs, result = train_point(point, data, runs / pid)
+        scores[pid], seconds = valid_nll, seconds + secs
+        if best is None or valid_nll < scores[best[0]]:
+            best = (pid, point, result)
+    pid, point, result = best
+    checkpoint = runs / pid / "best.safetensors"
+    model = ardens.load(checkpoint)
+    test = evaluate(model, data.test)
+    valid = evaluate(model, data.valid)
+    return {
+        "chosen": point["point"],
+        "model": model.config(),
+        "train": point.get("train", {}),
+        "valid_nll": valid.nll,
+        "test_nll": test.nll,
+        "test_stderr": test.stderr,
+        "test_single_mask_nll": test.single_mask_nll,
+        "masks_averaged": test.masks,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "grid_valid_nll": scores,
+        "seconds": seconds,
+        "checkpoint": str(checkpoint),
+    }
+
+
+def run_baseline(config: dict[str, Any], data) -> dict[str, Any]:
+    start = time.perf_counter()
+    if config["kind"] == "bernoulli":
+        model, scores, chosen = IndependentBernoulli(alpha=config.get("alpha", 1.0)).fit(data.train), {}, {}
+    else:
+        selection = select_mixture(data.train, data.valid, ks=config["grid"]["k"], seed=config.get("seed", 0))
+        model, scores, chosen = (
+            selection.model,
+            {f"k={k}": v for k, v in selection.valid_nll.items()},
+            {"k": selection.model.k},
+        )
+    test_nll = -model.log_prob(data.test)
+    return {
+        "chosen": chosen,
+        "valid_nll": float(-model.log_prob(data.valid).mean()),
+        "test_nll": float(test_nll.mean()),
+        "test_stderr": float(test_nll.std(ddof=1) / math.sqrt(len(test_nll))),
+        "grid_valid_nll": scores,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def run_row(table: str, path: Path, data_dir: str | None) -> dict[str, Any]:
+    config = json.loads(path.read_text())
+    data = load_dataset(config["dataset"], data_dir=data_dir)
+    row_id = path.stem
+    if config["kind"] in ("nade", "made"):
+        result = run_neural(config, data, RUNS / table / row_id)
+        publish(table, row_id, config, result)
+    else:
+        result = run_baseline(config, data)
+    result.update(
+        dataset=config["dataset"],
+        row=config["row"],
+        published=config.get("published"),
+        source=config.get("source", ""),
+        config_file=str(path.relative_to(ROOT)),
+        machine=machine(),
+        command=f".venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}",
+    )
+    out = RESULTS / table / f"{row_id}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, out)
+    print(
+        f"== {config['dataset']} {config['row']}: test {result['test_nll']:.2f} ± {result['test_stderr']:.2f} "
+        f"(valid {result['valid_nll']:.2f}; published {config.get('published')})",
+        flush=True,
+    )
+    return result
+
+
+def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
+    """Copy the chosen model to pretrained/ with a model card."""
+    folder = PRETRAINED / table
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(result["checkpoint"], folder / f"{row_id}.safetensors")
+    masks = f" (ensemble of {result['masks_averaged']} masks)" if result["masks_averaged"] > 1 else ""
+    card = f"""# {config["row"]} on {config["dataset"]}
+
+- data: `{config["dataset"]}` (ardens named set; train/valid/test as in the papers)
+- model: `{json.dumps(result["model"])}`
+- training: `{json.dumps(result["train"])}`; best epoch {result["best_epoch"]} of {result["epochs_run"]}
+- chosen on validation from: `{json.dumps(result["grid_valid_nll"])}`
+- validation NLL: {result["valid_nll"]:.4f} nats
+- test NLL{masks}: {result["test_nll"]:.4f} ± {result["test_stderr"]:.4f} nats (published: {config.get("published")})
+- command: `.venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}`
+- check: `ardens evaluate pretrained/{table}/{row_id}.safetensors --data {config["dataset"]}`
+"""
+    (folder / f"{row_id}.md").write_text(card)
+
+
+def render(table: str) -> str:
+    rows = [json.loads(p.read_text()) for p in sorted((RESULTS / table).glob("*.json"))]
+    if not rows:
+        return "(no results yet)"
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    names = list(dict.fromkeys(r["row"] for r in rows))
+    cell = {(r["row"], r["dataset"]): r for r in rows}
+    lines = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
+    for name in names:
+        cells = []
+        for ds in datasets:
+            r = cell.get((name, ds))
+            if r is None:
+                cells.append("")
+                continue
+            pub = r.get("published")
+            text = f"**{r['test_nll']:.2f}** ± {r['test_stderr']:.2f}"
+            if pub is not None:
+                diff = r["test_nll"] - pub
+                text += f" ({pub:.2f}; {diff:+.2f})"
+            cells.append(text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_markdown(table: str) -> None:
+    begin, end = f"<!-- reproduce:{table} -->", f"<!-- /reproduce:{table} -->"
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else ""
+    block = f"{begin}\n{render(table)}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text += f"\n{block}\n"
+    BENCHMARKS_MD.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("table", help="a folder of benchmarks/configs: uci, mnist")
+    parser.add_argument("--rows", default="*", help="glob over row ids (config file names without .json)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--render-only", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    paths = sorted(p for p in (CONFIGS / args.table).glob("*.json") if fnmatch.fnmatch(p.stem, args.rows))
+    if not args.render_only:
+        if not paths:
+            sys.exit(f"reproduce: no config matches {args.table}/{args.rows}")
+        for path in paths:
+            run_row(args.table, path, args.data_dir)
+    write_markdown(args.table)
+    print(render(args.table))
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()
