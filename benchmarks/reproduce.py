@@ -139,7 +139,7 @@ def run_neural(config: dict[str, Any], data, runs: Path) -> dict[str, Any]:
         "epochs_run": result.epochs_run,
         "grid_valid_nll": scores,
         "seconds": seconds,
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(checkpoint.relative_to(ROOT)),
     }
 
 
@@ -200,7 +200,7 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
     """Copy the chosen model to pretrained/ with a model card."""
     folder = PRETRAINED / table
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(result["checkpoint"], folder / f"{row_id}.safetensors")
+    shutil.copyfile(ROOT / result["checkpoint"], folder / f"{row_id}.safetensors")
     masks = f" (ensemble of {result['masks_averaged']} masks)" if result["masks_averaged"] > 1 else ""
     card = f"""# {config["row"]} on {config["dataset"]}
 

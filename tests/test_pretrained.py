@@ -1,0 +1,33 @@
+"""Every committed pretrained model reproduces its recorded test NLL with `ardens evaluate`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ardens.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ARDENS_DATA") or ROOT.parent / "shared" / "data")
+CASES = [
+    (table.name, result)
+    for table in sorted((ROOT / "benchmarks" / "results").glob("*"))
+    if table.is_dir()
+    for result in sorted(table.glob("*.json"))
+    if (ROOT / "pretrained" / table.name / f"{result.stem}.safetensors").is_file()
+]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared benchmark data not found at {SHARED} (set ARDENS_DATA)")
+@pytest.mark.parametrize("table,result", CASES, ids=[f"{t}/{r.stem}" for t, r in CASES])
+def test_pretrained_model_reproduces_its_table_entry(table, result, capsys):
+    recorded = json.loads(result.read_text())
+    checkpoint = ROOT / "pretrained" / table / f"{result.stem}.safetensors"
+    argv = ["evaluate", str(checkpoint), "--data", recorded["dataset"], "--data-dir", str(SHARED), "--json"]
+    assert main(argv) in (0, None)
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["nll"] == pytest.approx(recorded["test_nll"], abs=1e-6)
+    assert measured["masks"] == recorded["masks_averaged"]
