@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import fnmatch
+import hashlib
 import itertools
 import json
 import math
@@ -89,8 +90,12 @@ def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def point_id(point: dict[str, Any]) -> str:
+    """The point's settings, readable, then a hash of everything that defines its run (so an
+    edited config never resumes a run made under another)."""
     parts = [f"{k.split('.')[-1]}={v}" for k, v in point["point"].items()]
-    return ",".join(parts).replace(" ", "").replace("[", "").replace("]", "") or "default"
+    readable = ",".join(parts).replace(" ", "").replace("[", "").replace("]", "") or "default"
+    defining = json.dumps({k: point.get(k) for k in ("dataset", "kind", "model", "train")}, sort_keys=True)
+    return f"{readable}-{hashlib.sha1(defining.encode()).hexdigest()[:8]}"
 
 
 def train_point(point: dict[str, Any], data, run_dir: Path) -> tuple[float, float, Any]:

@@ -135,6 +135,26 @@ def cases(device: str, quick: bool) -> list[dict]:
                 ],
             }
         )
+    out.append(
+        {
+            "case": "NADE sample vs log_prob, d=500, batch 10",
+            "examples": 10,
+            "impls": [
+                ("ardens sample", lambda: sample_step(ardens.NADE(N, 500).to(device), 10)),
+                ("ardens log_prob", lambda: eval_step(ardens.NADE(N, 500).to(device), DATA, 10)),
+            ],
+        }
+    )
+    out.append(
+        {
+            "case": "MADE sample vs log_prob, hidden 500, batch 10",
+            "examples": 10,
+            "impls": [
+                ("ardens sample", lambda: sample_step(ardens.MADE(N, [500]).to(device), 10)),
+                ("ardens log_prob", lambda: eval_step(ardens.MADE(N, [500]).to(device), DATA, 10)),
+            ],
+        }
+    )
     for hidden in ([500], [1000], [500, 500]) if not quick else ([500],):
         h = "x".join(map(str, hidden))
         out.append(

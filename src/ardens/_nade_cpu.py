@@ -19,7 +19,7 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["AVAILABLE", "NADELogProb", "sample"]
+__all__ = ["AVAILABLE", "NADELogProb", "handles", "sample"]
 
 try:
     if os.environ.get("ARDENS_NUMBA", "1") == "0":
@@ -39,6 +39,11 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
 
 SIGMOID, RELU = 0, 1
 TILE = 8  # examples processed together, so each row of V is read once per tile
+
+
+def handles(t: torch.Tensor) -> bool:
+    """Whether the numba kernels apply to tensors like ``t``: numba present, CPU, float32/64."""
+    return AVAILABLE and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
 
 
 def _act_code(act: str) -> int:

@@ -27,13 +27,9 @@ __all__ = ["log_prob", "logits", "sample", "BLOCK"]
 
 BLOCK = 32
 
-Params = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-
 
 def _use_cpu_kernel(x: torch.Tensor, W: torch.Tensor) -> bool:
-    return (
-        _nade_cpu.AVAILABLE and x.device.type == "cpu" and W.dtype in (torch.float32, torch.float64) and x.shape[0] > 0
-    )
+    return _nade_cpu.handles(W) and x.device.type == "cpu" and x.shape[0] > 0
 
 
 def _ordered(x: torch.Tensor, W, b, V, c, order: torch.Tensor) -> tuple[torch.Tensor, ...]:

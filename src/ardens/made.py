@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _made_cpu
+from . import _made_cpu, _nade_cpu
 from ._checks import check_positive_int
 from .base import ACTIVATIONS, AutoregressiveModel, activation_fn, bernoulli_log_prob, flat_batch, uniforms
 from .masks import HiddenDegrees, OrderingSpec, direct_mask, made_degrees, made_masks
@@ -238,7 +238,7 @@ class MADE(AutoregressiveModel):
 
     def _sample(self, num, generator, mask, sampler) -> torch.Tensor:
         num = check_positive_int("num", num, allow_zero=True)
-        ref = self.layers[0].weight
+        ref = self._reference()
         if mask is not None:
             members = torch.full((num,), self._check_member(mask), dtype=torch.long)
         else:
@@ -253,8 +253,7 @@ class MADE(AutoregressiveModel):
 
 
 def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
-    weight = model.layers[0].weight
-    if _made_cpu.AVAILABLE and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64):
+    if _made_cpu.AVAILABLE and _nade_cpu.handles(model.layers[0].weight):
         return _made_cpu.sample_member(model, u, i)
     return _sample_member_by_degree(model, u, i)
 
