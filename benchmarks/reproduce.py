@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 import ardens
-from ardens.baselines import IndependentBernoulli, select_mixture
+from ardens.baselines import IndependentBernoulli, MixtureOfBernoullis
 from ardens.data import load_dataset
 from ardens.evaluate import evaluate
 from ardens.train import ModelConfig, TrainConfig, build_model, fit, resume
@@ -149,16 +149,21 @@ def run_neural(config: dict[str, Any], data, runs: Path) -> dict[str, Any]:
 
 
 def run_baseline(config: dict[str, Any], data) -> dict[str, Any]:
+    """Independent Bernoulli, or a mixture of Bernoullis with ``k`` and the prior's pseudo-count
+    ``alpha`` chosen on validation from ``grid``."""
     start = time.perf_counter()
     if config["kind"] == "bernoulli":
         model, scores, chosen = IndependentBernoulli(alpha=config.get("alpha", 1.0)).fit(data.train), {}, {}
     else:
-        selection = select_mixture(data.train, data.valid, ks=config["grid"]["k"], seed=config.get("seed", 0))
-        model, scores, chosen = (
-            selection.model,
-            {f"k={k}": v for k, v in selection.valid_nll.items()},
-            {"k": selection.model.k},
-        )
+        scores, best = {}, None
+        for alpha in config["grid"].get("alpha", [1.0]):
+            for k in config["grid"]["k"]:
+                candidate = MixtureOfBernoullis(k, alpha=alpha, seed=config.get("seed", 0)).fit(data.train)
+                key = f"k={k},alpha={alpha}"
+                scores[key] = float(-candidate.log_prob(data.valid).mean())
+                if best is None or scores[key] < scores[best[0]]:
+                    best = (key, candidate, {"k": k, "alpha": alpha})
+        _, model, chosen = best
     test_nll = -model.log_prob(data.test)
     return {
         "chosen": chosen,
