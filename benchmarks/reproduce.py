@@ -231,7 +231,7 @@ def render(table: str) -> str:
     if not rows:
         return "(no results yet)"
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    names = list(dict.fromkeys(r["row"] for r in rows))
+    names = sorted(dict.fromkeys(r["row"] for r in rows), key=_row_rank)
     cell = {(r["row"], r["dataset"]): r for r in rows}
     lines = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     for name in names:
@@ -249,6 +249,14 @@ def render(table: str) -> str:
             cells.append(text)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _row_rank(name: str) -> tuple[int, str]:
+    """Baselines first, then FVSBN, NADE, MADE (as in the papers' tables)."""
+    for rank, prefix in enumerate(("Independent", "MoB", "FVSBN", "NADE", "MADE")):
+        if name.startswith(prefix):
+            return rank, name
+    return 99, name
 
 
 def write_markdown(table: str) -> None:

@@ -242,3 +242,13 @@ def test_constructor_errors():
         ardens.MADE(5, hidden=[], direct=True)
     with pytest.raises(ValueError, match="mask"):
         ardens.MADE(5, num_masks=2).log_prob(torch.zeros(1, 5), mask=2)
+
+
+def test_made_sampler_cache_follows_weight_changes():
+    model = make("made-2-random")
+    before = model.sample(2000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.layers[-1].bias.add_(5.0)  # in place: every conditional now far more likely 1
+    after = model.sample(2000, generator=torch.Generator().manual_seed(0))
+    assert after.mean() > before.mean() + 0.2
+    assert torch.equal(after, model.sample_slow(2000, generator=torch.Generator().manual_seed(0)))

@@ -20,6 +20,8 @@ from ._nade_cpu import AVAILABLE
 
 __all__ = ["AVAILABLE", "sample_member"]
 
+TILE = 16  # samples drawn together
+
 if AVAILABLE:
     from numba import njit, prange
 
@@ -27,42 +29,70 @@ if AVAILABLE:
 
     @njit(parallel=True, **KERNEL_OPTIONS)
     def _sample_kernel(u, mats, biases, ends, direct, has_direct, relu, x):
+        """Samples in tiles of ``TILE``: all samples of a member finalize the same units at
+        the same step, so each weight row is read once per tile, not once per sample."""
         B, n = u.shape
         L = len(mats) - 1
-        for i in prange(B):
-            pres = [biases[j].copy() for j in range(L + 1)]
+        first = mats[0]
+        for t in prange((B + TILE - 1) // TILE):
+            lo, hi = t * TILE, min(B, (t + 1) * TILE)
+            pres = [np.empty((hi - lo, biases[j].shape[0]), dtype=biases[j].dtype) for j in range(L + 1)]
+            for j in range(L + 1):
+                for e in range(hi - lo):
+                    pres[j][e] = biases[j]
             out = pres[L]
-            first = mats[0]
             for k in range(n):
-                if u[i, k] < 1.0 / (1.0 + math.exp(-out[k])):
-                    x[i, k] = 1.0
-                    target = pres[0]
-                    for v in range(target.shape[0]):
-                        target[v] += first[k, v]
-                    if has_direct:
-                        for v in range(n):
-                            out[v] += direct[k, v]
-                else:
-                    x[i, k] = 0.0
+                for e in range(hi - lo):
+                    i = lo + e
+                    if u[i, k] < 1.0 / (1.0 + math.exp(-out[e, k])):
+                        x[i, k] = 1.0
+                        target = pres[0][e]
+                        for v in range(target.shape[0]):
+                            target[v] += first[k, v]
+                        if has_direct:
+                            for v in range(n):
+                                out[e, v] += direct[k, v]
+                    else:
+                        x[i, k] = 0.0
                 for layer in range(L):
                     below, above, w = pres[layer], pres[layer + 1], mats[layer + 1]
                     for unit in range(ends[layer, k], ends[layer, k + 1]):
-                        a = below[unit]
-                        h = (a if a > 0.0 else 0.0) if relu else 1.0 / (1.0 + math.exp(-a))
-                        if h != 0.0:
-                            for v in range(above.shape[0]):
-                                above[v] += w[unit, v] * h
+                        row = w[unit]
+                        for e in range(hi - lo):
+                            a = below[e, unit]
+                            h = (a if a > 0.0 else 0.0) if relu else 1.0 / (1.0 + math.exp(-a))
+                            if h != 0.0:
+                                dest = above[e]
+                                for v in range(dest.shape[0]):
+                                    dest[v] += row[v] * h
 
 
 def sample_member(model, u: torch.Tensor, i: int) -> torch.Tensor:
     """Samples ``(B, n)`` of member ``i`` of ``model`` (a MADE whose masks are set to ``i``)."""
+    order, mats, biases, ends, direct = _prepared(model, i)
+    uo = np.ascontiguousarray(u[:, torch.as_tensor(order)].numpy())
+    xo = np.empty_like(uo)
+    relu = model.activation == "relu"
+    _sample_kernel(uo, mats, biases, ends, direct, model.direct_layer is not None, relu, xo)
+    x = torch.empty(xo.shape, dtype=model.layers[0].weight.dtype)
+    x[:, torch.as_tensor(order)] = torch.from_numpy(xo)
+    return x
+
+
+def _prepared(model, i: int) -> tuple:
+    """Member ``i``'s masked weights with units sorted by degree, cached until a parameter
+    changes (tracked by the tensors' identity and in-place version counters), so that drawing
+    a few samples does not copy every weight matrix each time."""
+    key = (i, tuple((t.data_ptr(), t._version) for t in [*model.parameters(), model.degrees]))
+    cache = model.__dict__.get("_cpu_sampler_cache")
+    if cache is not None and cache[0] == key:
+        return cache[1]
     n = model.n_inputs
     degrees = model.member_degrees(i)
     order = np.argsort(degrees[0], kind="stable")
     perms = [np.argsort(d, kind="stable") for d in degrees[1:]]
     rows = [order, *perms]  # units feeding each matrix, sorted by degree
     cols = [*perms, order]  # units fed, sorted by degree (outputs in generation order)
-    dtype = model.layers[0].weight.dtype
     with torch.no_grad():
         mats = tuple(
             np.ascontiguousarray(layer.masked_weight().numpy()[np.ix_(c, r)].T)
@@ -76,10 +106,6 @@ def sample_member(model, u: torch.Tensor, i: int) -> torch.Tensor:
     ends = np.array(
         [np.searchsorted(d[p], np.arange(n + 1), side="right") for d, p in zip(degrees[1:], perms)], dtype=np.int64
     ).reshape(len(perms), n + 1)
-    uo = np.ascontiguousarray(u[:, torch.as_tensor(order)].numpy())
-    xo = np.empty_like(uo)
-    relu = model.activation == "relu"
-    _sample_kernel(uo, mats, biases, ends, direct, model.direct_layer is not None, relu, xo)
-    x = torch.empty(xo.shape, dtype=dtype)
-    x[:, torch.as_tensor(order)] = torch.from_numpy(xo)
-    return x
+    prepared = (order, mats, biases, ends, direct)
+    model.__dict__["_cpu_sampler_cache"] = (key, prepared)
+    return prepared
