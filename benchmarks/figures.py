@@ -60,7 +60,7 @@ def time_figure(models, path: Path) -> None:
         ax.plot(minutes, [r["valid_nll"] for r in rows], label=f"{name} (valid)")
     ax.set_xlabel("training time, minutes (2-core CPU, 1 thread)")
     ax.set_ylabel("validation NLL, nats")
-    ax.set_ylim(top=100)
+    ax.set_ylim(top=110)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
