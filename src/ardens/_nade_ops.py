@@ -49,21 +49,27 @@ def log_prob(x: torch.Tensor, W, b, V, c, order: torch.Tensor, act: str) -> torc
 def logits(x: torch.Tensor, W, b, V, c, order: torch.Tensor, act: str) -> torch.Tensor:
     """Logits ``(B, n)`` of every conditional, by input position, differentiable through
     autograd in the parameters and in ``x``."""
-    xo, WT, b, Vo, co = _ordered(x, W, b, V, c, order)
+    z, _ = _blocked_logits(*_ordered(x, W, b, V, c, order), act)
+    result = torch.empty_like(z)
+    result[:, order] = z
+    return result
+
+
+def _blocked_logits(xo, WT, b, V, c, act: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Logits ``(B, n)`` in generation order, block by block, and each block's starting
+    pre-activation ``(B, d)`` (the checkpoints of the analytic backward)."""
     fn = activation_fn(act)
     B, n = xo.shape
     tril = torch.ones(BLOCK, BLOCK, dtype=xo.dtype, device=xo.device).tril(-1)
     a = b.expand(B, -1)
-    out = []
+    starts, out = [], []
     for s in range(0, n, BLOCK):
         xb, Wb = xo[:, s : s + BLOCK], WT[s : s + BLOCK]
+        starts.append(a)
         H = fn(_preacts(a, xb, Wb, tril))
-        out.append((H * Vo[s : s + BLOCK]).sum(-1) + co[s : s + BLOCK])
+        out.append((H * V[s : s + BLOCK]).sum(-1) + c[s : s + BLOCK])
         a = a + xb @ Wb
-    z = torch.cat(out, dim=1) if out else xo.new_zeros(B, 0)
-    result = torch.empty_like(z)
-    result[:, order] = z
-    return result
+    return (torch.cat(out, dim=1) if out else xo.new_zeros(B, 0)), starts
 
 
 def _preacts(a: torch.Tensor, xb: torch.Tensor, Wb: torch.Tensor, tril: torch.Tensor) -> torch.Tensor:
@@ -75,17 +81,7 @@ def _preacts(a: torch.Tensor, xb: torch.Tensor, Wb: torch.Tensor, tril: torch.Te
 class _BlockedNADE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xo, WT, b, V, c, act):  # type: ignore[override]
-        fn = activation_fn(act)
-        B, n = xo.shape
-        tril = torch.ones(BLOCK, BLOCK, dtype=xo.dtype, device=xo.device).tril(-1)
-        a = b.expand(B, -1)
-        starts, z = [], torch.empty_like(xo)
-        for s in range(0, n, BLOCK):
-            xb, Wb = xo[:, s : s + BLOCK], WT[s : s + BLOCK]
-            starts.append(a)
-            H = fn(_preacts(a, xb, Wb, tril))
-            z[:, s : s + BLOCK] = (H * V[s : s + BLOCK]).sum(-1) + c[s : s + BLOCK]
-            a = a + xb @ Wb
+        z, starts = _blocked_logits(xo, WT, b, V, c, act)
         ctx.act = act
         ctx.save_for_backward(xo, WT, b, V, z, *starts)
         return bernoulli_log_prob(z, xo)
