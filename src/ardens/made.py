@@ -167,10 +167,7 @@ class MADE(AutoregressiveModel):
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):  # (slicing a ModuleList builds a new module)
             h = layer(h) if i == last else act(layer(h))
-        out = h
-        if self.direct_layer is not None:
-            out = out + self.direct_layer(x)
-        return out
+        return h if self.direct_layer is None else h + self.direct_layer(x)
 
     def conditionals(self, x: Any, mask: int | None = None) -> torch.Tensor:
         """Logits ``(..., n)`` of ``p(x_k = 1 | x_<k)``, indexed by input position.
@@ -253,7 +250,7 @@ class MADE(AutoregressiveModel):
 
 
 def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
-    if _made_cpu.AVAILABLE and _nade_cpu.handles(model.layers[0].weight):
+    if _made_cpu.AVAILABLE and _nade_cpu.handles(model._reference()):
         return _made_cpu.sample_member(model, u, i)
     return _sample_member_by_degree(model, u, i)
 

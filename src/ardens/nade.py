@@ -26,7 +26,7 @@ from torch import nn
 
 from . import _nade_ops
 from ._checks import check_positive_int
-from .base import ACTIVATIONS, AutoregressiveModel, bernoulli_log_prob, flat_batch, uniforms
+from .base import ACTIVATIONS, AutoregressiveModel, activation_fn, bernoulli_log_prob, flat_batch, uniforms
 from .masks import OrderingSpec, make_ordering
 
 __all__ = ["NADE"]
@@ -105,7 +105,7 @@ def slow_log_prob(model: NADE, x: torch.Tensor) -> torch.Tensor:
     Only for tests and benchmarks: it follows the definition with no running sum.
     """
     x = model.check_input(x)
-    act = torch.sigmoid if model.activation == "sigmoid" else torch.relu
+    act = activation_fn(model.activation)
     total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for k, j in enumerate(model.order.tolist()):
         before = model.order[:k]
