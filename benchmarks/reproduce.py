@@ -91,17 +91,26 @@ def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 def point_id(point: dict[str, Any]) -> str:
     """The point's settings, readable, then a hash of everything that defines its run (so an
-    edited config never resumes a run made under another)."""
-    parts = [f"{k.split('.')[-1]}={v}" for k, v in point["point"].items()]
+    edited config never resumes a run made under another).
+
+    The epoch cap is left out of the hash: a run stopped by the cap, not by early stopping,
+    continues where it stopped when the cap is raised, exactly as a run started with the
+    higher cap would have (the resume state holds the optimizer, the learning rate reached
+    and the shuffling generator)."""
+    parts = [f"{k.split('.')[-1]}={v}" for k, v in point["point"].items() if k != "train.epochs"]
     readable = ",".join(parts).replace(" ", "").replace("[", "").replace("]", "") or "default"
-    defining = json.dumps({k: point.get(k) for k in ("dataset", "kind", "model", "train")}, sort_keys=True)
+    train = {k: v for k, v in point.get("train", {}).items() if k != "epochs"}
+    defining = json.dumps(
+        {"dataset": point.get("dataset"), "kind": point.get("kind"), "model": point.get("model"), "train": train},
+        sort_keys=True,
+    )
     return f"{readable}-{hashlib.sha1(defining.encode()).hexdigest()[:8]}"
 
 
 def train_point(point: dict[str, Any], data, run_dir: Path) -> tuple[float, float, Any]:
     """(validation NLL of the best epoch, wall seconds, run directory) for one grid point."""
     if (run_dir / "resume.safetensors").is_file():
-        result = resume(run_dir, data, progress=False, log=print)
+        result = resume(run_dir, data, epochs=point["train"].get("epochs"), progress=False, log=print)
     else:
         torch.manual_seed(point["train"].get("seed", 0))
         model = build_model(point["kind"], data.dim, ModelConfig(**point.get("model", {})))

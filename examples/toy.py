@@ -11,7 +11,14 @@ torch.manual_seed(0)
 n = 8
 # A known distribution: a random 3-component mixture of product Bernoullis.
 means = torch.rand(3, n)
-truth = lambda x: torch.logsumexp((x[:, None] * means.log() + (1 - x[:, None]) * (1 - means).log()).sum(-1), 1) - torch.log(torch.tensor(3.0))  # noqa: E731
+
+
+def truth(x: torch.Tensor) -> torch.Tensor:
+    """Exact log-likelihood under the mixture."""
+    per_component = (x[:, None] * means.log() + (1 - x[:, None]) * (1 - means).log()).sum(-1)
+    return torch.logsumexp(per_component, 1) - torch.log(torch.tensor(3.0))
+
+
 comp = torch.randint(3, (20_000,))
 data = torch.bernoulli(means[comp])
 entropy = -truth(data).mean().item()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -116,6 +117,26 @@ def test_resume_can_extend_and_checks_the_data(tmp_path):
     other = Dataset("other", DIGITS.valid, DIGITS.valid, DIGITS.test)
     with pytest.raises(ValueError, match="not the training data of this run"):
         resume(tmp_path, other, epochs=6, progress=False)
+
+
+def test_raising_the_epoch_cap_continues_a_run_exactly(tmp_path):
+    """benchmarks/reproduce.py relies on this: a run capped at 4 epochs, resumed to 8, is the run
+    started with a cap of 8 (weights, validation curve and learning-rate decays)."""
+    config = TrainConfig(epochs=8, batch_size=64, lr=0.3, seed=1, patience=100, lr_decay=0.5, decay_patience=1)
+
+    def new_model():
+        torch.manual_seed(5)
+        return build_model("made", 64, ModelConfig(hidden=[16], num_masks=2, ordering="random"))
+
+    fit(new_model(), SMALL, config, tmp_path / "long", progress=False)
+    fit(new_model(), SMALL, TrainConfig(**{**asdict(config), "epochs": 4}), tmp_path / "short", progress=False)
+    resume(tmp_path / "short", SMALL, epochs=8, progress=False)
+    a = ardens.load(tmp_path / "long" / "best.safetensors").state_dict()
+    b = ardens.load(tmp_path / "short" / "best.safetensors").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = lambda run: [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert [(r["valid_nll"], r["lr"]) for r in rows("long")] == [(r["valid_nll"], r["lr"]) for r in rows("short")]
+    assert any(r["lr"] < config.lr for r in rows("long")), "the decay was not exercised"
 
 
 def test_fit_refuses_a_non_empty_run_dir_and_a_wrong_dimension(tmp_path):
