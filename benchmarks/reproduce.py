@@ -19,8 +19,8 @@ Every grid point is trained on ``train`` with early stopping on ``valid``; the p
 the lowest validation NLL is chosen, and only that model is evaluated on ``test``.
 Multi-mask MADE is evaluated as the normalized ensemble over all its masks.
 
-Runs live in ``runs/reproduce/<table>/<row>/<point>`` (interrupted runs are resumed),
-results in ``benchmarks/results/<table>/<row>.json``, and the chosen model is copied to
+Runs live in ``runs/reproduce/<table>/<row>/<point>`` (interrupted runs are resumed, and
+raising a config's ``train.epochs`` continues runs that stopped at the old cap), results in ``benchmarks/results/<table>/<row>.json``, and the chosen model is copied to
 ``pretrained/<table>/<row>.safetensors`` with a model card beside it. The markdown
 tables are written into BENCHMARKS.md between ``<!-- reproduce:<table> -->`` markers.
 """
