@@ -20,9 +20,11 @@ the lowest validation NLL is chosen, and only that model is evaluated on ``test`
 Multi-mask MADE is evaluated as the normalized ensemble over all its masks.
 
 Runs live in ``runs/reproduce/<table>/<row>/<point>`` (interrupted runs are resumed, and
-raising a config's ``train.epochs`` continues runs that stopped at the old cap), results in ``benchmarks/results/<table>/<row>.json``, and the chosen model is copied to
-``pretrained/<table>/<row>.safetensors`` with a model card beside it. The markdown
-tables are written into BENCHMARKS.md between ``<!-- reproduce:<table> -->`` markers.
+raising a config's ``train.epochs`` continues runs that stopped at the old cap), results in
+``benchmarks/results/<table>/<row>.json``, and the chosen model is copied to
+``pretrained/<table>/<row>.safetensors`` (up to 16 MB) with a model card beside it. The
+markdown tables are written into BENCHMARKS.md between ``<!-- reproduce:<table> -->``
+markers.
 """
 
 from __future__ import annotations
@@ -215,11 +217,24 @@ def run_row(table: str, path: Path, data_dir: str | None) -> dict[str, Any]:
     return result
 
 
+MAX_PRETRAINED_MB = 16  # larger chosen models (MADE with 8000 units: 50 MB) stay in runs/
+
+
 def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
     """Copy the chosen model to pretrained/ with a model card."""
     folder = PRETRAINED / table
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ROOT / result["checkpoint"], folder / f"{row_id}.safetensors")
+    checkpoint, weights = ROOT / result["checkpoint"], folder / f"{row_id}.safetensors"
+    size_mb = checkpoint.stat().st_size / 2**20
+    if size_mb <= MAX_PRETRAINED_MB:
+        shutil.copyfile(checkpoint, weights)
+        check = f"`ardens evaluate pretrained/{table}/{row_id}.safetensors --data {config['dataset']}`"
+    else:
+        weights.unlink(missing_ok=True)
+        check = (
+            f"the weights ({size_mb:.0f} MB) are above the repository's {MAX_PRETRAINED_MB} MB limit and are not"
+            f" committed; the command above recreates them in `{result['checkpoint']}`"
+        )
     masks = f" (ensemble of {result['masks_averaged']} masks)" if result["masks_averaged"] > 1 else ""
     card = f"""# {config["row"]} on {config["dataset"]}
 
@@ -230,7 +245,7 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
 - validation NLL: {result["valid_nll"]:.4f} nats
 - test NLL{masks}: {result["test_nll"]:.4f} ± {result["test_stderr"]:.4f} nats (published: {config.get("published")})
 - command: `.venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}`
-- check: `ardens evaluate pretrained/{table}/{row_id}.safetensors --data {config["dataset"]}`
+- check: {check}
 """
     (folder / f"{row_id}.md").write_text(card)
 

@@ -14,7 +14,16 @@ import ardens
 from ardens.baselines import IndependentBernoulli, MixtureOfBernoullis, select_mixture
 from ardens.data import Dataset, load_digits
 from ardens.evaluate import evaluate, log_likelihoods
-from ardens.train import ModelConfig, RunDirError, TrainConfig, build_model, fit, init_output_bias, resume
+from ardens.train import (
+    ModelConfig,
+    RunDirError,
+    TrainConfig,
+    build_model,
+    fit,
+    flush_denormals,
+    init_output_bias,
+    resume,
+)
 
 DIGITS = load_digits()
 SMALL = Dataset("digits", DIGITS.train[:300], DIGITS.valid[:100], DIGITS.test[:100], (8, 8))
@@ -201,6 +210,18 @@ def test_baselines_are_normalized_and_fit_by_em():
     assert sel.valid_nll[1] == pytest.approx(-IndependentBernoulli().fit(x[:300]).log_prob(x[300:]).mean(), abs=0.05)
 
 
+def test_mixture_with_components_left_empty_stays_normalized():
+    """More components than distinct rows: EM empties some (weight exactly 0, log 0 = -inf)."""
+    n = 4
+    grid = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.uint8)
+    x = np.repeat(grid[[3, 12]], 5, axis=0)
+    with np.errstate(divide="raise", invalid="raise"):  # no warning: an empty component is expected
+        model = MixtureOfBernoullis(64, alpha=0.01, seed=0, max_iter=500, tol=-1.0).fit(x)
+    assert np.isneginf(model.log_pi).any(), "no component emptied: the case is not exercised"
+    assert np.exp(model.log_prob(grid)).sum() == pytest.approx(1.0, abs=1e-9)
+    assert np.isfinite(model.log_prob(grid)).all()
+
+
 def test_learning_rate_decays_on_plateau_and_survives_resume(tmp_path, monkeypatch):
     """Validation NLL that never improves after epoch 1: the rate halves every 2 bad epochs."""
     scores = iter([10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0])
@@ -221,3 +242,14 @@ def test_learning_rate_decays_on_plateau_and_survives_resume(tmp_path, monkeypat
     assert [r["lr"] for r in rows] == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay=0.0)
+
+
+def test_training_flushes_denormals_only_while_it_runs():
+    tiny = torch.tensor([1e-40])  # a float32 denormal
+    assert tiny.item() != 0.0
+    with flush_denormals(torch.device("cpu")):
+        flushed = (tiny * 1.0).item()
+    if flushed != 0.0 and not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    assert flushed == 0.0
+    assert (tiny * 1.0).item() == pytest.approx(1e-40, rel=1e-3), "left flushing on after training"

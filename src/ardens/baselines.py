@@ -73,7 +73,8 @@ class MixtureOfBernoullis:
         last = -np.inf
         for it in range(1, self.max_iter + 1):
             weight = resp.sum(0)
-            self.log_pi = np.log(weight / len(x))
+            with np.errstate(divide="ignore"):  # a component left with no responsibility: log 0 = -inf,
+                self.log_pi = np.log(weight / len(x))  # and it stays empty (its mean is then 1/2)
             self.mu = (resp.T @ x + self.alpha) / (weight[:, None] + 2 * self.alpha)
             joint = self._component_ll(x)
             total = _lse(joint, 1)

@@ -31,12 +31,13 @@ model starts as the independent-Bernoulli fit, a known good trick.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -379,7 +380,30 @@ def _data_meta(data: Dataset) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def flush_denormals(device: torch.device) -> Iterator[None]:
+    """Flush float denormals to zero on the CPU for the duration (then back to the default).
+
+    Adam's moments of weights that get no gradient (masked, or behind dead ReLUs) and
+    weight-decayed unused weights shrink through the denormal range (below 1.2e-38 in
+    float32), where each CPU operation on them is about 20 times slower: a MADE with 8000
+    units slowed from 50 s to 250 s per epoch. Flushing changes values only below that range.
+    """
+    if device.type != "cpu" or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
+    with flush_denormals(next(model.parameters()).device):
+        return _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log)
+
+
+def _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     train = torch.as_tensor(data.train, dtype=dtype, device=device)
