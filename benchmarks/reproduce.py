@@ -233,7 +233,7 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
         weights.unlink(missing_ok=True)
         check = (
             f"the weights ({size_mb:.0f} MB) are above the repository's {MAX_PRETRAINED_MB} MB limit and are not"
-            f" committed; the command above recreates them in `{result['checkpoint']}`"
+            f" committed; the command above trains them again into `{result['checkpoint']}`"
         )
     masks = f" (ensemble of {result['masks_averaged']} masks)" if result["masks_averaged"] > 1 else ""
     card = f"""# {config["row"]} on {config["dataset"]}
