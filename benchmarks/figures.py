@@ -23,6 +23,7 @@ import ardens
 from ardens.data import load_dataset
 from ardens.evaluate import draw_samples
 from ardens.plots import image_grid
+from ardens.serialization import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "figures"
@@ -51,7 +52,7 @@ def samples_figure(models, train: np.ndarray, path: Path, num: int = 64) -> None
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.tight_layout()
-    FigureCanvasAgg(fig).print_png(str(path))
+    atomic_write(path, lambda tmp: FigureCanvasAgg(fig).print_png(tmp))
 
 
 def time_figure(models, path: Path) -> None:
@@ -67,7 +68,7 @@ def time_figure(models, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    FigureCanvasAgg(fig).print_png(str(path))
+    atomic_write(path, lambda tmp: FigureCanvasAgg(fig).print_png(tmp))
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ import ardens
 from ardens.baselines import IndependentBernoulli, MixtureOfBernoullis
 from ardens.data import load_dataset
 from ardens.evaluate import evaluate
+from ardens.serialization import atomic_write, atomic_write_text
 from ardens.train import ModelConfig, TrainConfig, build_model, fit, resume
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,11 +205,7 @@ def run_row(table: str, path: Path, data_dir: str | None) -> dict[str, Any]:
         machine=machine(),
         command=f".venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}",
     )
-    out = RESULTS / table / f"{row_id}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(RESULTS / table / f"{row_id}.json", json.dumps(result, indent=1) + "\n")
     print(
         f"== {config['dataset']} {config['row']}: test {result['test_nll']:.2f} ± {result['test_stderr']:.2f} "
         f"(valid {result['valid_nll']:.2f}; published {config.get('published')})",
@@ -227,7 +224,7 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
     checkpoint, weights = ROOT / result["checkpoint"], folder / f"{row_id}.safetensors"
     size_mb = checkpoint.stat().st_size / 2**20
     if size_mb <= MAX_PRETRAINED_MB:
-        shutil.copyfile(checkpoint, weights)
+        atomic_write(weights, lambda tmp: shutil.copyfile(checkpoint, tmp))
         check = f"`ardens evaluate pretrained/{table}/{row_id}.safetensors --data {config['dataset']}`"
     else:
         weights.unlink(missing_ok=True)
@@ -247,7 +244,7 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
 - command: `.venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}`
 - check: {check}
 """
-    (folder / f"{row_id}.md").write_text(card)
+    atomic_write_text(folder / f"{row_id}.md", card)
 
 
 def render(table: str) -> str:
@@ -291,7 +288,7 @@ def write_markdown(table: str) -> None:
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
         text += f"\n{block}\n"
-    BENCHMARKS_MD.write_text(text)
+    atomic_write_text(BENCHMARKS_MD, text)
 
 
 def main() -> None:

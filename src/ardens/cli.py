@@ -252,6 +252,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from .evaluate import draw_samples, load_checkpoint
     from .plots import save_sample_grid
+    from .serialization import atomic_write
     from .train import resolve_device
 
     out = Path(args.out)
@@ -264,14 +265,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 raise UserError(f"{path}: exists; choose another --out or pass --force")
     model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
     x = draw_samples(model, args.num, seed=args.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    import os
-    import tempfile
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".npy", dir=out.parent)
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, x)
-    os.replace(tmp, out)
+    def write_npy(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a name
+            np.save(f, x)
+
+    atomic_write(out, write_npy)
     print(f"wrote {len(x)} samples of {x.shape[1]} dimensions to {out}")
     shape = meta.get("image_shape")
     if shape and shape[0] * shape[1] == x.shape[1]:

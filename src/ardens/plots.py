@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .serialization import atomic_write
 
 __all__ = ["image_grid", "save_sample_grid", "save_learning_curve"]
 
@@ -44,17 +44,8 @@ def image_grid(x: np.ndarray, image_shape: Sequence[int], order: str = "C", cols
 
 def _save(fig: Figure, path: str | os.PathLike) -> None:
     """Render ``fig`` to a PNG at ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        FigureCanvasAgg(fig)
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    FigureCanvasAgg(fig)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def save_sample_grid(
@@ -76,6 +67,7 @@ def save_sample_grid(
 def save_learning_curve(history: Sequence[dict], path: str | os.PathLike, title: str | None = None) -> None:
     """Plot ``train_nll`` and ``valid_nll`` against ``epoch`` (rows as in ``metrics.jsonl``).
 
+    >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "curve.png")
     >>> save_learning_curve([{"epoch": 1, "train_nll": 3.0, "valid_nll": 2.5}], path)
     """

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,16 @@ from .base import AutoregressiveModel
 from .made import MADE
 from .nade import NADE
 
-__all__ = ["save", "load", "read_metadata", "MODEL_CLASSES", "model_from_config", "atomic_save_file"]
+__all__ = [
+    "save",
+    "load",
+    "read_metadata",
+    "MODEL_CLASSES",
+    "model_from_config",
+    "atomic_save_file",
+    "atomic_write",
+    "atomic_write_text",
+]
 
 MODEL_CLASSES: dict[str, type[AutoregressiveModel]] = {"NADE": NADE, "MADE": MADE}
 FORMAT_VERSION = 1
@@ -58,19 +68,29 @@ def save(model: AutoregressiveModel, path: str | os.PathLike, extra: dict[str, A
     atomic_save_file(tensors, path, {"ardens": json.dumps(header)})
 
 
-def atomic_save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> None:
-    """``safetensors.torch.save_file`` to a temporary file in the same folder, then a rename:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then rename it to ``path``:
     ``path`` holds either its old content or the new one, never a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path``, atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file``, atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

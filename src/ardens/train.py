@@ -35,7 +35,6 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -53,7 +52,7 @@ from .data import Dataset, array_checksum
 from .evaluate import log_likelihoods
 from .made import MADE
 from .nade import NADE
-from .serialization import atomic_save_file, model_from_config, save
+from .serialization import atomic_save_file, atomic_write_text, model_from_config, save
 
 __all__ = [
     "ModelConfig",
@@ -238,17 +237,6 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], other: dict[str, Any]
     for idx, entries in other["state"].items():
         state[int(idx)] = {k: tensors[v["tensor"]] if "tensor" in v else v["value"] for k, v in entries.items()}
     return {"state": state, "param_groups": other["param_groups"]}
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _save_resume(path: Path, model, optimizer, generator: torch.Generator, header: dict[str, Any]) -> None:
@@ -470,7 +458,7 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
         history.append(row)
         if improved:
             save(model, run_dir / BEST, extra=_checkpoint_extra(state, row))
-        _atomic_write_bytes(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history).encode())
+        atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
         stopped = state["bad_epochs"] >= config.patience
         state["finished"] = stopped
         _save_resume(run_dir / RESUME, model, optimizer, generator, state)
