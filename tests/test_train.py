@@ -29,6 +29,11 @@ DIGITS = load_digits()
 SMALL = Dataset("digits", DIGITS.train[:300], DIGITS.valid[:100], DIGITS.test[:100], (8, 8))
 
 
+def metrics(run_dir) -> list[dict]:
+    """The rows of a run's metrics.jsonl."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_fit_writes_run_dir_and_checkpoint_metadata(tmp_path):
     torch.manual_seed(0)
     model = build_model("made", 64, ModelConfig(hidden=[32], num_masks=2, ordering="random"))
@@ -114,8 +119,9 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, kind, model_conf
     a = ardens.load(tmp_path / "full" / "best.safetensors").state_dict()
     b = ardens.load(tmp_path / "cut" / "best.safetensors").state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    rows = lambda run: [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
-    assert [(r["epoch"], r["valid_nll"]) for r in rows("full")] == [(r["epoch"], r["valid_nll"]) for r in rows("cut")]
+    assert [(r["epoch"], r["valid_nll"]) for r in metrics(tmp_path / "full")] == [
+        (r["epoch"], r["valid_nll"]) for r in metrics(tmp_path / "cut")
+    ]
 
 
 def test_resume_can_extend_and_checks_the_data(tmp_path):
@@ -143,9 +149,10 @@ def test_raising_the_epoch_cap_continues_a_run_exactly(tmp_path):
     a = ardens.load(tmp_path / "long" / "best.safetensors").state_dict()
     b = ardens.load(tmp_path / "short" / "best.safetensors").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    rows = lambda run: [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
-    assert [(r["valid_nll"], r["lr"]) for r in rows("long")] == [(r["valid_nll"], r["lr"]) for r in rows("short")]
-    assert any(r["lr"] < config.lr for r in rows("long")), "the decay was not exercised"
+    assert [(r["valid_nll"], r["lr"]) for r in metrics(tmp_path / "long")] == [
+        (r["valid_nll"], r["lr"]) for r in metrics(tmp_path / "short")
+    ]
+    assert any(r["lr"] < config.lr for r in metrics(tmp_path / "long")), "the decay was not exercised"
 
 
 def test_fit_refuses_a_non_empty_run_dir_and_a_wrong_dimension(tmp_path):
