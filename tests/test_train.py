@@ -45,7 +45,7 @@ def test_fit_writes_run_dir_and_checkpoint_metadata(tmp_path):
         "metrics.jsonl",
         "learning_curve.png",
     }
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2, 3] and result.epochs_run == 3
     assert set(rows[0]) == {"epoch", "train_nll", "valid_nll", "seconds", "lr"}
     best = min(rows, key=lambda r: r["valid_nll"])
@@ -245,7 +245,7 @@ def test_learning_rate_decays_on_plateau_and_survives_resume(tmp_path, monkeypat
             log=_interrupt_after(4),
         )
     resume(tmp_path, SMALL, progress=False)
-    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics(tmp_path)
     assert [r["lr"] for r in rows] == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay=0.0)
