@@ -57,6 +57,20 @@ def test_fit_writes_run_dir_and_checkpoint_metadata(tmp_path):
     assert -log_likelihoods(again, SMALL.valid).mean() == pytest.approx(best["valid_nll"], rel=1e-5)
 
 
+def test_valid_masks_sets_the_validation_ensemble(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("made", 64, ModelConfig(hidden=[16], num_masks=4, ordering="random"))
+    config = TrainConfig(epochs=1, batch_size=50, lr=0.01, valid_masks=2)
+    fit(model, SMALL, config, tmp_path / "run", progress=False)
+    logged = metrics(tmp_path / "run")[0]["valid_nll"]
+    best = ardens.load(tmp_path / "run" / "best.safetensors")
+    two = float(-log_likelihoods(best, SMALL.valid, masks=2).mean())
+    four = float(-log_likelihoods(best, SMALL.valid).mean())
+    assert logged == pytest.approx(two, rel=1e-5) and abs(two - four) > 1e-3
+    with pytest.raises(ValueError, match="valid_masks"):
+        TrainConfig(valid_masks=0)
+
+
 def test_training_improves_on_the_initial_model(tmp_path):
     torch.manual_seed(0)
     model = build_model("nade", 64, ModelConfig(hidden=[20]))

@@ -15,10 +15,10 @@ epoch, and writes into a run directory:
 - ``learning_curve.png``: drawn when training ends (and every 30 s while it runs).
 
 A K-mask MADE moves to the next member every minibatch (``mask = step % K``). Its
-validation NLL is that of the ensemble of the first ``min(K, VALID_MASKS)`` members
-(all members when ``K <= 8``). Output biases start at the logit of the training
-marginals clipped to ``[0.001, 0.999]`` (NADE's ``c``, MADE's last-layer bias): the
-model starts as the independent-Bernoulli fit, a known good trick.
+validation NLL is that of the ensemble of the first ``min(K, valid_masks)`` members
+(``TrainConfig.valid_masks``, by default ``VALID_MASKS = 8``). Output biases start at
+the logit of the training marginals clipped to ``[0.001, 0.999]`` (NADE's ``c``, MADE's
+last-layer bias): the model starts as the independent-Bernoulli fit, a known good trick.
 
 >>> import tempfile, ardens
 >>> from ardens.data import load_digits
@@ -99,6 +99,9 @@ class TrainConfig:
 
     ``lr_decay < 1`` multiplies the learning rate by that factor after every
     ``decay_patience`` epochs without a better validation NLL (1 turns it off).
+    ``valid_masks``: a K-mask MADE is validated (for early stopping) as the ensemble of
+    its first ``min(K, valid_masks)`` members; more members track the full ensemble more
+    closely and cost one forward pass each.
     """
 
     epochs: int = 100
@@ -112,9 +115,10 @@ class TrainConfig:
     device: str = "cpu"
     lr_decay: float = 1.0
     decay_patience: int = 5
+    valid_masks: int = VALID_MASKS
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience", "decay_patience"):
+        for name in ("epochs", "batch_size", "patience", "decay_patience", "valid_masks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer; got {value!r}")
@@ -398,7 +402,7 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
     train = torch.as_tensor(data.train, dtype=dtype, device=device)
     valid = torch.as_tensor(data.valid, dtype=dtype, device=device)
     k = _num_masks(model)
-    valid_masks = min(k, VALID_MASKS)
+    valid_masks = min(k, config.valid_masks)
     n = len(train)
     batches = math.ceil(n / config.batch_size)
     stopped = state["finished"]
