@@ -13,6 +13,8 @@ import pytest
 
 import ardens
 from ardens.cli import main
+from ardens.data import load_digits
+from ardens.evaluate import log_likelihoods
 
 SHARED = Path(os.environ.get("ARDENS_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 TINY = ["--epochs", "2", "--hidden", "16", "--batch-size", "200", "--quiet"]
@@ -100,6 +102,21 @@ def test_real_process_errors_have_no_traceback(tmp_path):
     assert_user_error(proc, "bad.npy", "expected 0/1 values; got 5")
     proc = run_cli("train", "--model", "nade", "--data", "digits", "--out", "r", "--epochs", "-3", cwd=tmp_path)
     assert_user_error(proc, "--epochs")
+
+
+def test_valid_masks_option_reaches_the_training_config(made_run, tmp_path):
+    from ardens.train import VALID_MASKS
+
+    assert ardens.read_metadata(made_run / "best.safetensors")["training"]["valid_masks"] == VALID_MASKS
+    out = tmp_path / "one"
+    args = ["train", "--model", "made", "--data", "digits", "--out", str(out), "--num-masks", "2", "--valid-masks", "1"]
+    assert main([*args, *TINY]) == 0
+    best = ardens.load(out / "best.safetensors")
+    first_member = float(-log_likelihoods(best, load_digits().valid, masks=1).mean())
+    logged = min(json.loads(x)["valid_nll"] for x in (out / "metrics.jsonl").read_text().splitlines())
+    assert ardens.read_metadata(out / "best.safetensors")["training"]["valid_masks"] == 1
+    assert logged == pytest.approx(first_member, rel=1e-5)
+    assert_user_error(call(*args, "--valid-masks", "0"), "--valid-masks")
 
 
 def test_train_on_user_files_and_evaluate_other_split(tmp_path):

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ordering", choices=("natural", "random"), default="natural")
     p.add_argument("--num-masks", type=_positive_int, default=1, help="MADE: number of masks/orderings")
     p.add_argument("--direct", action="store_true", help="MADE: direct input-output connections")
+    p.add_argument(
+        "--valid-masks",
+        type=_positive_int,
+        default=8,
+        help="MADE with K masks: early-stop on the ensemble of its first min(K, this) members",
+    )
     p.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), default="adam")
     p.add_argument("--lr", type=_positive_float, default=1e-3)
     p.add_argument(
@@ -185,6 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             device=args.device,
             lr_decay=args.lr_decay,
             decay_patience=args.decay_patience,
+            valid_masks=args.valid_masks,
         )
         from .train import resolve_device
 
