@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -78,3 +79,16 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         ardens.save(ardens.NADE(5, 3), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    new = tmp_path / "new.txt"
+    ardens.serialization.atomic_write_text(new, "a")
+    assert new.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0o600
+    kept = tmp_path / "kept.txt"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    ardens.serialization.atomic_write_text(kept, "new")
+    assert kept.read_text() == "new" and kept.stat().st_mode & 0o777 == 0o640
