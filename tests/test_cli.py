@@ -119,6 +119,19 @@ def test_valid_masks_option_reaches_the_training_config(made_run, tmp_path):
     assert_user_error(call(*args, "--valid-masks", "0"), "--valid-masks")
 
 
+def test_train_evaluate_and_sample_a_deepnade(tmp_path, capsys):
+    out = tmp_path / "deep"
+    args = ["train", "--model", "deepnade", "--data", "digits", "--out", str(out), "--num-masks", "2"]
+    assert main([*args, "--hidden", "16", "16", "--epochs", "1", "--batch-size", "200", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["masks"] == 2 and report["single_mask_nll"] is not None
+    assert main(["sample", str(out), "-n", "3", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (3, 64)
+    assert_user_error(call(*args, "--direct"), "--direct")
+
+
 def test_train_on_user_files_and_evaluate_other_split(tmp_path):
     rng = np.random.default_rng(0)
     x = (rng.random((120, 9)) < 0.4).astype(np.uint8)

@@ -115,6 +115,7 @@ def _interrupt_after(epoch: int):
         ("nade", ModelConfig(hidden=[16]), "adam"),
         ("made", ModelConfig(hidden=[24, 24], num_masks=3, ordering="random", direct=True), "sgd"),
         ("made", ModelConfig(hidden=[24]), "adagrad"),
+        ("deepnade", ModelConfig(hidden=[16, 16], num_masks=2, ordering="random"), "adam"),
     ],
 )
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, kind, model_config, optimizer):

@@ -6,9 +6,10 @@
 torch.Size([2])
 """
 
+from .deepnade import DeepNADE
 from .made import MADE, MaskedLinear
 from .nade import NADE
 from .serialization import load, read_metadata, save
 
-__all__ = ["MADE", "MaskedLinear", "NADE", "load", "read_metadata", "save"]
+__all__ = ["DeepNADE", "MADE", "MaskedLinear", "NADE", "load", "read_metadata", "save"]
 __version__ = "0.1.0"

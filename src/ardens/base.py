@@ -10,7 +10,7 @@ from torch import nn
 
 from ._checks import as_binary
 
-__all__ = ["AutoregressiveModel", "bernoulli_log_prob", "ACTIVATIONS"]
+__all__ = ["AutoregressiveModel", "bernoulli_log_prob", "ensemble_size", "ACTIVATIONS"]
 
 ACTIVATIONS = ("sigmoid", "relu")
 
@@ -65,6 +65,12 @@ class AutoregressiveModel(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config().items() if not isinstance(v, list) or len(v) < 8)
+
+
+def ensemble_size(model: AutoregressiveModel) -> int:
+    """``K`` for an ensemble (MADE's masks, DeepNADE's orderings: ``log_prob(x, mask=i)`` is
+    member ``i``), 1 for a single model."""
+    return int(getattr(model, "num_masks", 1))
 
 
 def flat_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:

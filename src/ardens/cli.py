@@ -71,8 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ardens {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train NADE or MADE with early stopping", description="Train NADE or MADE.")
-    p.add_argument("--model", choices=("nade", "made"), help="required unless --resume")
+    p = sub.add_parser(
+        "train",
+        help="train NADE, MADE or DeepNADE with early stopping",
+        description="Train NADE, MADE or DeepNADE (order-agnostic NADE; EoNADE with --num-masks K orderings).",
+    )
+    p.add_argument("--model", choices=("nade", "made", "deepnade"), help="required unless --resume")
     _add_data_args(p, required=False)
     p.add_argument("--out", metavar="RUN_DIR", help="new (or empty) run directory; required unless --resume")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR")
@@ -81,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=_positive_int, nargs="+", help="hidden sizes (NADE: one; default 500)")
     p.add_argument("--activation", choices=("sigmoid", "relu"), help="default: sigmoid for NADE, relu for MADE")
     p.add_argument("--ordering", choices=("natural", "random"), default="natural")
-    p.add_argument("--num-masks", type=_positive_int, default=1, help="MADE: number of masks/orderings")
+    p.add_argument(
+        "--num-masks", type=_positive_int, default=1, help="MADE: number of masks; DeepNADE: orderings in the ensemble"
+    )
     p.add_argument("--direct", action="store_true", help="MADE: direct input-output connections")
     p.add_argument(
         "--valid-masks",
@@ -172,6 +178,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         missing = [name for name in ("model", "data", "out") if getattr(args, name) is None]
         if missing:
             raise UserError(f"--{missing[0]}: required (unless --resume RUN_DIR)")
+        if args.model == "deepnade" and args.direct:
+            raise UserError("--direct: only for --model made")
         if args.model == "nade" and (args.num_masks != 1 or args.direct):
             raise UserError("--num-masks/--direct: only for --model made")
         if args.model == "nade" and args.hidden and len(args.hidden) != 1:

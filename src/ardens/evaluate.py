@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import AutoregressiveModel
-from .made import MADE
+from .base import AutoregressiveModel, ensemble_size
 from .serialization import load, read_metadata
 
 __all__ = ["Evaluation", "evaluate", "log_likelihoods", "resolve_checkpoint", "load_checkpoint", "draw_samples"]
@@ -30,8 +29,9 @@ __all__ = ["Evaluation", "evaluate", "log_likelihoods", "resolve_checkpoint", "l
 class Evaluation:
     """Average NLL in nats with its standard error (std / sqrt(N)), and bits per dimension.
 
-    For a K-mask MADE, ``nll`` is the ensemble of the first ``masks`` members and
-    ``single_mask_nll`` that of member 0 alone (``None`` for one-mask models).
+    For an ensemble of K (MADE's masks, DeepNADE's orderings), ``nll`` is the ensemble of the
+    first ``masks`` members and ``single_mask_nll`` that of member 0 alone (``None`` for
+    single models).
     """
 
     nll: float
@@ -53,13 +53,13 @@ def log_likelihoods(
 ) -> np.ndarray:
     """``log p(x)`` of each row (float64 NumPy), in batches on the model's device.
 
-    For MADE with ``masks=K``: the mixture of members ``0..K-1``,
-    ``logsumexp_i log p_i(x) - log K``; ``masks=None`` means all members.
+    For an ensemble (MADE's masks, DeepNADE's orderings) with ``masks=K``: the mixture of
+    members ``0..K-1``, ``logsumexp_i log p_i(x) - log K``; ``masks=None`` means all members.
     """
     ref = next(model.parameters())
     if x.shape[-1] != model.n_inputs:
         raise ValueError(f"data has {x.shape[-1]} dimensions; the model expects {model.n_inputs}")
-    k = model.num_masks if isinstance(model, MADE) else 1
+    k = ensemble_size(model)
     if masks is not None:
         if isinstance(masks, bool) or not isinstance(masks, int) or not 1 <= masks <= k:
             raise ValueError(f"masks: expected an integer in [1, {k}] for this model; got {masks!r}")
@@ -69,7 +69,7 @@ def log_likelihoods(
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size]
         xb = (xb if isinstance(xb, torch.Tensor) else torch.as_tensor(np.asarray(xb))).to(ref.device, ref.dtype)
-        if isinstance(model, MADE) and model.num_masks > 1:
+        if ensemble_size(model) > 1:
             lp = torch.stack([model.log_prob(xb, mask=i) for i in range(k)]).logsumexp(0) - math.log(k)
         else:
             lp = model.log_prob(xb)
@@ -87,9 +87,9 @@ def evaluate(model: AutoregressiveModel, x: np.ndarray, masks: int | None = None
     """NLL statistics of ``model`` on the rows of ``x`` (see :class:`Evaluation`)."""
     ll = log_likelihoods(model, x, masks, batch_size)
     nll, se = _summary(ll)
-    k = (masks or model.num_masks) if isinstance(model, MADE) else 1
+    k = masks or ensemble_size(model)
     result = Evaluation(nll, se, nll / (model.n_inputs * math.log(2)), len(ll), model.n_inputs, k)
-    if isinstance(model, MADE) and model.num_masks > 1:
+    if ensemble_size(model) > 1:
         result.single_mask_nll, result.single_mask_stderr = _summary(log_likelihoods(model, x, 1, batch_size))
     return result
 

@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .base import AutoregressiveModel
+from .deepnade import DeepNADE
 from .made import MADE
 from .nade import NADE
 
@@ -41,7 +42,7 @@ __all__ = [
     "atomic_write_text",
 ]
 
-MODEL_CLASSES: dict[str, type[AutoregressiveModel]] = {"NADE": NADE, "MADE": MADE}
+MODEL_CLASSES: dict[str, type[AutoregressiveModel]] = {"NADE": NADE, "MADE": MADE, "DeepNADE": DeepNADE}
 FORMAT_VERSION = 1
 
 

@@ -14,11 +14,14 @@ epoch, and writes into a run directory:
   ``seconds``, ``lr``). ``train_nll`` is the mean of the epoch's minibatch losses.
 - ``learning_curve.png``: drawn when training ends (and every 30 s while it runs).
 
-A K-mask MADE moves to the next member every minibatch (``mask = step % K``). Its
-validation NLL is that of the ensemble of the first ``min(K, valid_masks)`` members
-(``TrainConfig.valid_masks``, by default ``VALID_MASKS = 8``). Output biases start at
-the logit of the training marginals clipped to ``[0.001, 0.999]`` (NADE's ``c``, MADE's
-last-layer bias): the model starts as the independent-Bernoulli fit, a known good trick.
+A K-mask MADE moves to the next member every minibatch (``mask = step % K``); a
+:class:`~ardens.deepnade.DeepNADE` trains on its order-agnostic estimate (a random ordering
+and position per example, drawn from the shuffling generator, so runs resume exactly). A
+K-member ensemble's validation NLL is that of the ensemble of its first
+``min(K, valid_masks)`` members (``TrainConfig.valid_masks``, by default ``VALID_MASKS =
+8``). Output biases start at the logit of the training marginals clipped to ``[0.001,
+0.999]`` (NADE's ``c``, MADE's and DeepNADE's last-layer bias): the model starts as the
+independent-Bernoulli fit, a known good trick.
 
 >>> import tempfile, ardens
 >>> from ardens.data import load_digits
@@ -47,8 +50,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from .base import AutoregressiveModel
+from .base import AutoregressiveModel, ensemble_size
 from .data import Dataset, array_checksum
+from .deepnade import DeepNADE
 from .evaluate import log_likelihoods
 from .made import MADE
 from .nade import NADE
@@ -161,7 +165,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(kind: str, n_inputs: int, config: ModelConfig) -> AutoregressiveModel:
-    """A fresh NADE or MADE for ``n_inputs`` dimensions (parameters from torch's global RNG)."""
+    """A fresh NADE, MADE or DeepNADE for ``n_inputs`` dimensions (parameters from torch's
+    global RNG). For DeepNADE, ``num_masks`` is the number of orderings in the ensemble."""
     extra = {} if config.activation is None else {"activation": config.activation}
     if kind == "nade":
         if len(config.hidden) != 1:
@@ -179,7 +184,14 @@ def build_model(kind: str, n_inputs: int, config: ModelConfig) -> Autoregressive
             seed=config.seed,
             **extra,
         )
-    raise ValueError(f"model: expected nade or made; got {kind!r}")
+    if kind == "deepnade":
+        if config.direct:
+            raise ValueError("direct: only for MADE")
+        ordering = "random" if config.ordering == "random" else "natural"
+        return DeepNADE(
+            n_inputs, hidden=config.hidden, num_orderings=config.num_masks, ordering=ordering, seed=config.seed, **extra
+        )
+    raise ValueError(f"model: expected nade, made or deepnade; got {kind!r}")
 
 
 @torch.no_grad()
@@ -189,7 +201,7 @@ def init_output_bias(model: AutoregressiveModel, train: np.ndarray, clip: float 
     logit = torch.as_tensor(np.log(p / (1 - p)))
     if isinstance(model, NADE):
         model.c.copy_(logit)
-    elif isinstance(model, MADE):
+    elif isinstance(model, (MADE, DeepNADE)):
         model.layers[-1].bias.copy_(logit)
     else:
         raise TypeError(f"init_output_bias: unsupported model {type(model).__name__}")
@@ -210,10 +222,6 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _num_masks(model: AutoregressiveModel) -> int:
-    return model.num_masks if isinstance(model, MADE) else 1
 
 
 def mean_nll(model: AutoregressiveModel, x: torch.Tensor, masks: int | None = None, batch_size: int = 1000) -> float:
@@ -401,7 +409,7 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
     dtype = next(model.parameters()).dtype
     train = torch.as_tensor(data.train, dtype=dtype, device=device)
     valid = torch.as_tensor(data.valid, dtype=dtype, device=device)
-    k = _num_masks(model)
+    k = ensemble_size(model)
     valid_masks = min(k, config.valid_masks)
     n = len(train)
     batches = math.ceil(n / config.batch_size)
@@ -427,11 +435,12 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
         for b in bar:
             idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
             xb = train[idx]
-            if isinstance(model, MADE):
-                lp = model.log_prob(xb, mask=state["step"] % k)
+            if isinstance(model, DeepNADE):
+                loss = model.order_agnostic_nll(xb, generator).mean()
+            elif isinstance(model, MADE):
+                loss = -model.log_prob(xb, mask=state["step"] % k).mean()
             else:
-                lp = model.log_prob(xb)
-            loss = -lp.mean()
+                loss = -model.log_prob(xb).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,0 +1,198 @@
+"""DeepNADE: order-agnostic NADE (Uria, Murray & Larochelle, 2014), and EoNADE, its ensemble
+over orderings.
+
+One network takes ``[x * m, m]`` (the observed values and the mask of which are observed)
+and returns logits for every dimension; for an ordering ``o``, ``p(x_{o_d} | x_{o_<d})`` is
+read at output ``o_d`` with ``m`` the indicator of ``o_<d``. Trained on random orderings
+(:meth:`DeepNADE.order_agnostic_nll`), it is a density for every ordering at once; the
+model holds ``K`` of them (member ``i`` is a pure function of ``(seed, i)``), and
+``log_prob`` is the normalized ensemble ``log (1/K) sum_i p_{o_i}(x)`` (EoNADE). An exact
+likelihood costs, per ordering, NADE's running sum for the first layer and a pass of the
+layers above for each of the ``n`` positions; sampling costs ``n`` network passes.
+
+>>> import torch, ardens
+>>> model = ardens.DeepNADE(n_inputs=5, hidden=[16, 16], num_orderings=3, seed=1)
+>>> x = torch.tensor([[1, 0, 0, 1, 1]])
+>>> model.log_prob(x).shape, model.log_prob(x, mask=2).shape
+(torch.Size([1]), torch.Size([1]))
+>>> model.sample(4, generator=torch.Generator().manual_seed(0)).shape
+torch.Size([4, 5])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_positive_int
+from .base import ACTIVATIONS, AutoregressiveModel, activation_fn, flat_batch, uniforms
+from .masks import make_ordering
+
+__all__ = ["DeepNADE"]
+
+ROWS_PER_PASS = 1 << 16  # (example, position) rows per chunk in log_prob (scaled by width / 64)
+
+
+class DeepNADE(AutoregressiveModel):
+    """Order-agnostic NADE over ``{0,1}^n_inputs`` with an ensemble of ``num_orderings``.
+
+    Args:
+        n_inputs: the dimension ``n``.
+        hidden: sizes of the hidden layers (at least one).
+        num_orderings: ``K``, the orderings averaged by ``log_prob`` (EoNADE for ``K > 1``).
+        ordering: ``"random"`` (every member from ``(seed, i)``) or ``"natural"`` (member 0
+            in the natural order, the others random).
+        seed: seeds the orderings.
+        activation: ``"relu"`` (as in the paper) or ``"sigmoid"``.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        hidden: Sequence[int] = (500, 500),
+        num_orderings: int = 1,
+        ordering: str = "random",
+        seed: int = 0,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        self.n_inputs = n = check_positive_int("n_inputs", n_inputs)
+        if isinstance(hidden, int):
+            hidden = [hidden]
+        self.hidden = [check_positive_int("hidden", h) for h in hidden]
+        if not self.hidden:
+            raise ValueError("hidden: DeepNADE needs at least one hidden layer")
+        self.num_orderings = check_positive_int("num_orderings", num_orderings)
+        if ordering not in ("random", "natural"):
+            raise ValueError(f"ordering: expected 'random' or 'natural'; got {ordering!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}; got {activation!r}")
+        self.ordering_spec, self.seed, self.activation = ordering, int(seed), activation
+        orders = [
+            make_ordering(n, "natural" if (i == 0 and ordering == "natural") else "random", seed=self.seed, index=i)
+            for i in range(self.num_orderings)
+        ]
+        self.register_buffer("orderings", torch.as_tensor(np.stack(orders), dtype=torch.long))
+        sizes = [2 * n, *self.hidden, n]
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(sizes, sizes[1:]))
+
+    @property
+    def num_masks(self) -> int:
+        """The ensemble size, under the name evaluation and training share with MADE."""
+        return self.num_orderings
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "n_inputs": self.n_inputs,
+            "hidden": self.hidden,
+            "num_orderings": self.num_orderings,
+            "ordering": self.ordering_spec,
+            "seed": self.seed,
+            "activation": self.activation,
+        }
+
+    def _reference(self) -> torch.Tensor:
+        return self.layers[0].weight
+
+    def ordering(self, i: int = 0) -> torch.Tensor:
+        """Generation order of member ``i``: input positions, first generated first."""
+        return self.orderings[self._check_member(i)]
+
+    def _check_member(self, i: int) -> int:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.num_orderings:
+            raise ValueError(f"mask: expected an integer in [0, {self.num_orderings}); got {i!r}")
+        return int(i)
+
+    # -- the network -------------------------------------------------------------------
+    def conditional_logits(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """Logits ``(..., n)`` of ``p(x_k = 1 | x_observed)`` for every ``k`` (meaningful for
+        the unobserved ``k``), given a 0/1 mask ``observed`` of the same shape as ``x``."""
+        act = activation_fn(self.activation)
+        h = torch.cat([x * observed, observed], dim=-1)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            h = layer(h) if i == last else act(layer(h))
+        return h
+
+    def order_agnostic_nll(self, x: Any, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Unbiased estimate, per row, of the NLL averaged over all ``n!`` orderings.
+
+        For each row: ``d`` uniform in ``0..n-1`` and a uniform random set of ``d`` observed
+        dimensions; the estimate is ``n / (n - d)`` times the NLL of the ``n - d``
+        unobserved dimensions given the observed ones (Uria et al., 2014). Its expectation
+        is ``mean_o -log p_o(x)``. The randomness comes from ``generator`` (on the CPU).
+        """
+        x = self.check_input(x)
+        b, n = x.shape
+        d = torch.randint(n, (b, 1), generator=generator)
+        ranks = torch.rand(b, n, generator=generator).argsort(1).argsort(1)
+        observed = (ranks < d).to(x.device, x.dtype)
+        logits = self.conditional_logits(x, observed)
+        nll = (F.binary_cross_entropy_with_logits(logits, x, reduction="none") * (1 - observed)).sum(-1)
+        return nll * (n / (n - d.squeeze(1))).to(x.device, x.dtype)
+
+    # -- likelihood --------------------------------------------------------------------
+    def log_prob(self, x: Any, mask: int | None = None) -> torch.Tensor:
+        """Exact ``log p(x)``: the ensemble ``log mean_i p_{o_i}(x)``, or with ``mask=i``
+        member ``i``'s own log-likelihood (``n`` network passes per ordering)."""
+        x = self.check_input(x)
+        flat, batch = flat_batch(x)
+        if mask is not None or self.num_orderings == 1:
+            return self._ordering_log_prob(flat, self._check_member(0 if mask is None else mask)).reshape(batch)
+        members = torch.stack([self._ordering_log_prob(flat, i) for i in range(self.num_orderings)])
+        return (torch.logsumexp(members, 0) - math.log(self.num_orderings)).reshape(batch)
+
+    def _ordering_log_prob(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """``log p_o(x)`` for ordering ``o = orderings[i]``, all ``n`` positions at once.
+
+        The first layer is NADE's running sum: at position ``d`` its input is
+        ``b + sum_{e<d} (W[:, o_e] x_{o_e} + W[:, n + o_e])``, so it costs ``O(H)`` per
+        position instead of ``O(nH)``; the layers above run on every position, and the
+        output layer only for the dimension each position predicts."""
+        n, order = self.n_inputs, self.orderings[i]
+        act = activation_fn(self.activation)
+        first, out_layer = self.layers[0], self.layers[-1]
+        w_x, w_m = first.weight[:, order].t(), first.weight[:, n + order].t()  # (n, H1), generation order
+        w_out, b_out = out_layer.weight[order], out_layer.bias[order]  # (n, H_L)
+        width = max(self.hidden)
+        step = max(1, ROWS_PER_PASS // (n * max(1, width // 64)))
+        out = []
+        for lo in range(0, x.shape[0], step):
+            xo = x[lo : lo + step, order]  # (B, n)
+            contrib = xo[:, :, None] * w_x + w_m  # (B, n, H1): what position d adds
+            before = torch.cumsum(contrib, dim=1)[:, :-1]
+            h = act(first.bias + torch.cat([torch.zeros_like(contrib[:, :1]), before], dim=1))
+            for layer in self.layers[1:-1]:
+                h = act(layer(h))
+            z = (h * w_out).sum(-1) + b_out  # (B, n): position d predicts o_d
+            out.append(-F.binary_cross_entropy_with_logits(z, xo, reduction="none").sum(-1))
+        return torch.cat(out) if out else x.new_zeros(0)
+
+    # -- sampling ----------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, num: int, generator: torch.Generator | None = None, mask: int | None = None) -> torch.Tensor:
+        """``num`` exact samples, ``(num, n)``: each from one member (``mask``, or uniformly
+        chosen per sample: that samples the ensemble), one dimension at a time in its ordering."""
+        num = check_positive_int("num", num, allow_zero=True)
+        ref = self._reference()
+        if mask is not None:
+            members = torch.full((num,), self._check_member(mask), dtype=torch.long)
+        else:
+            members = torch.randint(self.num_orderings, (num,), generator=generator, device=ref.device).cpu()
+        u = uniforms(num, self.n_inputs, like=ref, generator=generator)
+        x = torch.zeros_like(u)
+        for i in members.unique().tolist():
+            rows = (members == i).nonzero().flatten().to(ref.device)
+            xi, observed = torch.zeros_like(u[rows]), torch.zeros_like(u[rows])
+            for j in self.orderings[i].tolist():
+                z = self.conditional_logits(xi, observed)[:, j]
+                xi[:, j] = (u[rows, j] < torch.sigmoid(z)).to(xi.dtype)
+                observed[:, j] = 1
+            x[rows] = xi
+        return x
