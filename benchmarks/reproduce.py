@@ -13,7 +13,7 @@ Each row is one committed config file, ``benchmarks/configs/<table>/<row>.json``
 
 (or ``"points": [{"train.lr": 0.001}, {"train.lr": 0.0003, "train.lr_decay": 0.5}]``).
 
-``kind`` is ``nade`` or ``made`` (trained with :func:`ardens.train.fit`), ``mob`` (mixture
+``kind`` is ``nade``, ``made`` or ``deepnade`` (trained with :func:`ardens.train.fit`), ``mob`` (mixture
 of Bernoullis, EM, K chosen from ``grid.k``) or ``bernoulli`` (independent pixels).
 Every grid point is trained on ``train`` with early stopping on ``valid``; the point whose
 best checkpoint has the lowest validation NLL is chosen, and only that model is evaluated
@@ -195,7 +195,7 @@ def run_row(table: str, path: Path, data_dir: str | None) -> dict[str, Any]:
     config = json.loads(path.read_text())
     data = load_dataset(config["dataset"], data_dir=data_dir)
     row_id = path.stem
-    if config["kind"] in ("nade", "made"):
+    if config["kind"] in ("nade", "made", "deepnade"):
         result = run_neural(config, data, RUNS / table / row_id)
         publish(table, row_id, config, result)
     else:
@@ -271,14 +271,16 @@ def render(table: str) -> str:
             if pub is not None:
                 diff = r["test_nll"] - pub
                 text += f" ({pub:.2f}; {diff:+.2f})"
+            if r.get("masks_averaged", 1) > 1:
+                text += f", {r['masks_averaged']} masks"
             cells.append(text)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _row_rank(name: str) -> tuple[int, str]:
-    """Baselines first, then FVSBN, NADE, MADE (as in the papers' tables)."""
-    for rank, prefix in enumerate(("Independent", "MoB", "FVSBN", "NADE", "MADE")):
+    """Baselines first, then FVSBN, NADE, EoNADE, MADE (as in the papers' tables)."""
+    for rank, prefix in enumerate(("Independent", "MoB", "FVSBN", "NADE", "EoNADE", "MADE")):
         if name.startswith(prefix):
             return rank, name
     return 99, name
