@@ -140,7 +140,7 @@ class DeepNADE(AutoregressiveModel):
     # -- likelihood --------------------------------------------------------------------
     def log_prob(self, x: Any, mask: int | None = None) -> torch.Tensor:
         """Exact ``log p(x)``: the ensemble ``log mean_i p_{o_i}(x)``, or with ``mask=i``
-        member ``i``'s own log-likelihood (``n`` network passes per ordering)."""
+        member ``i``'s own log-likelihood."""
         x = self.check_input(x)
         flat, batch = flat_batch(x)
         if mask is not None or self.num_orderings == 1:
