@@ -47,5 +47,11 @@ def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> in
     return int(value)
 
 
+def check_sizes(name: str, value: Any) -> list[int]:
+    """Layer sizes: one positive int, or a sequence of them, as a list."""
+    values = [value] if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else list(value)
+    return [check_positive_int(name, v) for v in values]
+
+
 def _is_int(x: torch.Tensor) -> bool:
     return not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import as_binary
+from ._checks import as_binary, check_positive_int
 
-__all__ = ["AutoregressiveModel", "bernoulli_log_prob", "ensemble_size", "ACTIVATIONS"]
+__all__ = [
+    "AutoregressiveModel",
+    "bernoulli_log_prob",
+    "ensemble_size",
+    "check_member",
+    "sample_ensemble",
+    "ACTIVATIONS",
+]
 
 ACTIVATIONS = ("sigmoid", "relu")
 
@@ -85,3 +94,36 @@ def uniforms(num: int, n: int, *, like: torch.Tensor, generator: torch.Generator
     that different sampling algorithms can be compared sample for sample.
     """
     return torch.rand(num, n, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def check_member(i: Any, k: int) -> int:
+    """``i`` as the index of one of ``k`` ensemble members, or a ``ValueError`` naming ``mask``."""
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < k:
+        raise ValueError(f"mask: expected an integer in [0, {k}); got {i!r}")
+    return int(i)
+
+
+def sample_ensemble(
+    num: int,
+    k: int,
+    mask: int | None,
+    *,
+    like: torch.Tensor,
+    n: int,
+    generator: torch.Generator | None,
+    draw: Callable[[torch.Tensor, int], torch.Tensor],
+) -> torch.Tensor:
+    """``num`` samples of a ``k``-member ensemble: each from member ``mask``, or from a member
+    chosen uniformly per sample (that samples the mixture). ``draw(u, i)`` turns the
+    uniforms ``u`` of some samples into member ``i``'s samples."""
+    num = check_positive_int("num", num, allow_zero=True)
+    if mask is not None:
+        members = torch.full((num,), check_member(mask, k), dtype=torch.long)
+    else:
+        members = torch.randint(k, (num,), generator=generator, device=like.device).cpu()
+    u = uniforms(num, n, like=like, generator=generator)
+    x = torch.zeros_like(u)
+    for i in members.unique().tolist():
+        rows = (members == i).nonzero().flatten().to(like.device)
+        x[rows] = draw(u[rows], i)
+    return x

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_positive_int
-from .base import ACTIVATIONS, AutoregressiveModel, activation_fn, flat_batch, uniforms
+from ._checks import check_positive_int, check_sizes
+from .base import ACTIVATIONS, AutoregressiveModel, activation_fn, check_member, flat_batch, sample_ensemble
 from .masks import make_ordering
 
 __all__ = ["DeepNADE"]
@@ -63,9 +63,7 @@ class DeepNADE(AutoregressiveModel):
     ) -> None:
         super().__init__()
         self.n_inputs = n = check_positive_int("n_inputs", n_inputs)
-        if isinstance(hidden, int):
-            hidden = [hidden]
-        self.hidden = [check_positive_int("hidden", h) for h in hidden]
+        self.hidden = check_sizes("hidden", hidden)
         if not self.hidden:
             raise ValueError("hidden: DeepNADE needs at least one hidden layer")
         self.num_orderings = check_positive_int("num_orderings", num_orderings)
@@ -105,9 +103,7 @@ class DeepNADE(AutoregressiveModel):
         return self.orderings[self._check_member(i)]
 
     def _check_member(self, i: int) -> int:
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.num_orderings:
-            raise ValueError(f"mask: expected an integer in [0, {self.num_orderings}); got {i!r}")
-        return int(i)
+        return check_member(i, self.num_orderings)
 
     # -- the network -------------------------------------------------------------------
     def conditional_logits(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
@@ -179,20 +175,15 @@ class DeepNADE(AutoregressiveModel):
     def sample(self, num: int, generator: torch.Generator | None = None, mask: int | None = None) -> torch.Tensor:
         """``num`` exact samples, ``(num, n)``: each from one member (``mask``, or uniformly
         chosen per sample: that samples the ensemble), one dimension at a time in its ordering."""
-        num = check_positive_int("num", num, allow_zero=True)
-        ref = self._reference()
-        if mask is not None:
-            members = torch.full((num,), self._check_member(mask), dtype=torch.long)
-        else:
-            members = torch.randint(self.num_orderings, (num,), generator=generator, device=ref.device).cpu()
-        u = uniforms(num, self.n_inputs, like=ref, generator=generator)
-        x = torch.zeros_like(u)
-        for i in members.unique().tolist():
-            rows = (members == i).nonzero().flatten().to(ref.device)
-            xi, observed = torch.zeros_like(u[rows]), torch.zeros_like(u[rows])
+
+        def draw(u: torch.Tensor, i: int) -> torch.Tensor:
+            x, observed = torch.zeros_like(u), torch.zeros_like(u)
             for j in self.orderings[i].tolist():
-                z = self.conditional_logits(xi, observed)[:, j]
-                xi[:, j] = (u[rows, j] < torch.sigmoid(z)).to(xi.dtype)
+                z = self.conditional_logits(x, observed)[:, j]
+                x[:, j] = (u[:, j] < torch.sigmoid(z)).to(x.dtype)
                 observed[:, j] = 1
-            x[rows] = xi
-        return x
+            return x
+
+        return sample_ensemble(
+            num, self.num_orderings, mask, like=self._reference(), n=self.n_inputs, generator=generator, draw=draw
+        )

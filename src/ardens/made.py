@@ -27,8 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _made_cpu, _nade_cpu
-from ._checks import check_positive_int
-from .base import ACTIVATIONS, AutoregressiveModel, activation_fn, bernoulli_log_prob, flat_batch, uniforms
+from ._checks import check_positive_int, check_sizes
+from .base import (
+    ACTIVATIONS,
+    AutoregressiveModel,
+    activation_fn,
+    bernoulli_log_prob,
+    check_member,
+    flat_batch,
+    sample_ensemble,
+)
 from .masks import HiddenDegrees, OrderingSpec, direct_mask, made_degrees, made_masks
 
 __all__ = ["MADE", "MaskedLinear"]
@@ -86,9 +94,7 @@ class MADE(AutoregressiveModel):
     ) -> None:
         super().__init__()
         self.n_inputs = n = check_positive_int("n_inputs", n_inputs)
-        if isinstance(hidden, int):
-            hidden = [hidden]
-        self.hidden = [check_positive_int("hidden", h) for h in hidden]
+        self.hidden = check_sizes("hidden", hidden)
         self.num_masks = check_positive_int("num_masks", num_masks)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}; got {activation!r}")
@@ -148,9 +154,7 @@ class MADE(AutoregressiveModel):
         self._member = i
 
     def _check_member(self, i: int) -> int:
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.num_masks:
-            raise ValueError(f"mask: expected an integer in [0, {self.num_masks}); got {i!r}")
-        return int(i)
+        return check_member(i, self.num_masks)
 
     def _reference(self) -> torch.Tensor:
         return self.layers[0].weight
@@ -234,19 +238,13 @@ class MADE(AutoregressiveModel):
         return self._sample(num, generator, mask, _sample_member_n_pass)
 
     def _sample(self, num, generator, mask, sampler) -> torch.Tensor:
-        num = check_positive_int("num", num, allow_zero=True)
-        ref = self._reference()
-        if mask is not None:
-            members = torch.full((num,), self._check_member(mask), dtype=torch.long)
-        else:
-            members = torch.randint(self.num_masks, (num,), generator=generator, device=ref.device).cpu()
-        u = uniforms(num, self.n_inputs, like=ref, generator=generator)
-        x = torch.zeros_like(u)
-        for i in members.unique().tolist():
-            rows = (members == i).nonzero().flatten().to(ref.device)
+        def draw(u: torch.Tensor, i: int) -> torch.Tensor:
             self.set_mask(i)
-            x[rows] = sampler(self, u[rows], i)
-        return x
+            return sampler(self, u, i)
+
+        return sample_ensemble(
+            num, self.num_masks, mask, like=self._reference(), n=self.n_inputs, generator=generator, draw=draw
+        )
 
 
 def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
