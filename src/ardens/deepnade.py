@@ -154,19 +154,22 @@ class DeepNADE(AutoregressiveModel):
         n, order = self.n_inputs, self.orderings[i]
         act = activation_fn(self.activation)
         first, out_layer = self.layers[0], self.layers[-1]
-        w_x, w_m = first.weight[:, order].t(), first.weight[:, n + order].t()  # (n, H1), generation order
+        w_x = first.weight[:, order].t()  # (n, H1), rows in generation order
+        # the mask's part of the running sum is the same for every example: b + sum_{e<d} W[:, n + o_e]
+        w_m = first.weight[:, n + order].t()
+        offset = first.bias + torch.cat([torch.zeros_like(w_m[:1]), torch.cumsum(w_m[:-1], dim=0)])  # (n, H1)
         w_out, b_out = out_layer.weight[order], out_layer.bias[order]  # (n, H_L)
-        width = max(self.hidden)
-        step = max(1, ROWS_PER_PASS // (n * max(1, width // 64)))
+        step = max(1, ROWS_PER_PASS // (n * max(1, max(self.hidden) // 64)))
         out = []
         for lo in range(0, x.shape[0], step):
             xo = x[lo : lo + step, order]  # (B, n)
-            contrib = xo[:, :, None] * w_x + w_m  # (B, n, H1): what position d adds
-            before = torch.cumsum(contrib, dim=1)[:, :-1]
-            h = act(first.bias + torch.cat([torch.zeros_like(contrib[:, :1]), before], dim=1))
+            h = x.new_empty(xo.shape[0], n, w_x.shape[1])
+            h[:, 0] = 0
+            torch.cumsum(xo[:, :-1, None] * w_x[:-1], dim=1, out=h[:, 1:])  # sum_{e<d} W[:, o_e] x_{o_e}
+            h = act(h + offset)
             for layer in self.layers[1:-1]:
                 h = act(layer(h))
-            z = (h * w_out).sum(-1) + b_out  # (B, n): position d predicts o_d
+            z = torch.einsum("bdh,dh->bd", h, w_out) + b_out  # (B, n): position d predicts o_d
             out.append(-F.binary_cross_entropy_with_logits(z, xo, reduction="none").sum(-1))
         return torch.cat(out) if out else x.new_zeros(0)
 
