@@ -80,6 +80,18 @@ def test_log_prob_is_the_chain_rule_in_each_ordering_and_chunking_changes_nothin
         torch.testing.assert_close(model.log_prob(x), ensemble, rtol=0, atol=1e-12)
 
 
+def test_log_prob_is_differentiable_and_its_gradient_matches_the_chain_rule():
+    model = small_model(n=5, k=2)
+    x = all_vectors(5)[::3]
+    model.log_prob(x).sum().backward()
+    fast = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    by_hand = [-ordering_nll_by_hand(model, x, model.ordering(i).tolist()) for i in range(2)]
+    (torch.stack(by_hand).logsumexp(0) - math.log(2)).sum().backward()
+    for a, b in zip(fast, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
 def test_order_agnostic_loss_is_unbiased_for_the_mean_over_all_orderings():
     n = 4
     model = small_model(n=n, k=1)

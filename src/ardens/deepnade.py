@@ -163,10 +163,8 @@ class DeepNADE(AutoregressiveModel):
         out = []
         for lo in range(0, x.shape[0], step):
             xo = x[lo : lo + step, order]  # (B, n)
-            h = x.new_empty(xo.shape[0], n, w_x.shape[1])
-            h[:, 0] = 0
-            torch.cumsum(xo[:, :-1, None] * w_x[:-1], dim=1, out=h[:, 1:])  # sum_{e<d} W[:, o_e] x_{o_e}
-            h = act(h + offset)
+            before = torch.cumsum(xo[:, :-1, None] * w_x[:-1], dim=1)  # sum_{e<d} W[:, o_e] x_{o_e}, d >= 1
+            h = act(F.pad(before, (0, 0, 1, 0)) + offset)
             for layer in self.layers[1:-1]:
                 h = act(layer(h))
             z = torch.einsum("bdh,dh->bd", h, w_out) + b_out  # (B, n): position d predicts o_d
