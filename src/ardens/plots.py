@@ -1,10 +1,12 @@
 """Figures: grids of binary images and learning curves (matplotlib, Agg, no pyplot state).
 
 >>> import numpy as np, tempfile, os
->>> path = os.path.join(tempfile.mkdtemp(), "grid.png")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "grid.png")
 >>> save_sample_grid(np.eye(64, dtype=np.uint8)[:16], (8, 8), path)
 >>> os.path.getsize(path) > 0
 True
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
@@ -68,8 +70,9 @@ def save_learning_curve(history: Sequence[dict], path: str | os.PathLike, title:
     """Plot ``train_nll`` and ``valid_nll`` against ``epoch`` (rows as in ``metrics.jsonl``).
 
     >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "curve.png")
-    >>> save_learning_curve([{"epoch": 1, "train_nll": 3.0, "valid_nll": 2.5}], path)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> save_learning_curve([{"epoch": 1, "train_nll": 3.0, "valid_nll": 2.5}], os.path.join(tmp.name, "curve.png"))
+    >>> tmp.cleanup()
     """
     epochs = [r["epoch"] for r in history]
     fig = Figure(figsize=(5, 3.2), dpi=100)

@@ -6,11 +6,13 @@ ever unpickled. Writes are atomic: a temporary file in the same folder, then a r
 
 >>> import tempfile, os, torch, ardens
 >>> model = ardens.NADE(n_inputs=4, hidden=3)
->>> path = os.path.join(tempfile.mkdtemp(), "nade.safetensors")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "nade.safetensors")
 >>> ardens.save(model, path)
 >>> again = ardens.load(path)
 >>> torch.equal(again.log_prob(torch.ones(1, 4)), model.log_prob(torch.ones(1, 4)))
 True
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

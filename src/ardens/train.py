@@ -27,9 +27,11 @@ independent-Bernoulli fit, a known good trick.
 >>> from ardens.data import load_digits
 >>> data = load_digits()
 >>> model = build_model("nade", data.dim, ModelConfig(hidden=[8]))
->>> result = fit(model, data, TrainConfig(epochs=2, batch_size=100), tempfile.mkdtemp(), progress=False)
+>>> tmp = tempfile.TemporaryDirectory()
+>>> result = fit(model, data, TrainConfig(epochs=2, batch_size=100), tmp.name, progress=False)
 >>> result.epochs_run, result.best_valid_nll < 40
 (2, True)
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
