@@ -105,9 +105,9 @@ class TrainConfig:
 
     ``lr_decay < 1`` multiplies the learning rate by that factor after every
     ``decay_patience`` epochs without a better validation NLL (1 turns it off).
-    ``valid_masks``: a K-mask MADE is validated (for early stopping) as the ensemble of
-    its first ``min(K, valid_masks)`` members; more members track the full ensemble more
-    closely and cost one forward pass each.
+    ``valid_masks``: an ensemble (a K-mask MADE, a K-ordering DeepNADE) is validated, for
+    early stopping, as the ensemble of its first ``min(K, valid_masks)`` members; more
+    members track the full ensemble more closely and cost one evaluation each.
     """
 
     epochs: int = 100
@@ -227,7 +227,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
 
 
 def mean_nll(model: AutoregressiveModel, x: torch.Tensor, masks: int | None = None, batch_size: int = 1000) -> float:
-    """Average NLL (nats) of the rows of ``x``; for MADE the ensemble of the first ``masks`` members."""
+    """Average NLL (nats) of the rows of ``x``; for an ensemble, that of its first ``masks`` members."""
     return float(-log_likelihoods(model, x, masks, batch_size).mean())
 
 
