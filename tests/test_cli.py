@@ -127,6 +127,9 @@ def test_train_evaluate_and_sample_a_deepnade(tmp_path, capsys):
     assert main(["evaluate", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["masks"] == 2 and report["single_mask_nll"] is not None
+    assert main(["evaluate", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "DeepNADE, ensemble of 2 orderings" in text and "DeepNADE, ordering 0 alone" in text
     assert main(["sample", str(out), "-n", "3", "--out", str(tmp_path / "s.npy")]) == 0
     assert np.load(tmp_path / "s.npy").shape == (3, 64)
     assert_user_error(call(*args, "--direct"), "--direct")

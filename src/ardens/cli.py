@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--valid-masks",
         type=_positive_int,
         default=8,
-        help="MADE with K masks: early-stop on the ensemble of its first min(K, this) members",
+        help="an ensemble of K (MADE masks, DeepNADE orderings): early-stop on its first min(K, this) members",
     )
     p.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), default="adam")
     p.add_argument("--lr", type=_positive_float, default=1e-3)
@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
     _add_data_args(p, required=False)
     p.add_argument("--split", choices=("train", "valid", "test"), default="test")
-    p.add_argument("--masks", type=_positive_int, help="MADE: ensemble of the first K members (default all)")
+    p.add_argument(
+        "--masks", type=_positive_int, help="MADE/DeepNADE: ensemble of the first K masks/orderings (default all)"
+    )
     p.add_argument("--batch-size", type=_positive_int, default=1000)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -254,11 +256,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         return 0
     kind = type(model).__name__
-    label = f"{kind}, ensemble of {report.masks} masks" if report.masks > 1 else kind
+    member = "ordering" if kind == "DeepNADE" else "mask"
+    label = f"{kind}, ensemble of {report.masks} {member}s" if report.masks > 1 else kind
     print(f"{data.name} {args.split}: {report.n_examples} examples, {report.dim} dimensions")
     print(f"{label}: NLL {report.nll:.4f} ± {report.stderr:.4f} nats, {report.bits_per_dim:.4f} bits/dim")
     if report.single_mask_nll is not None:
-        print(f"{kind}, mask 0 alone: NLL {report.single_mask_nll:.4f} ± {report.single_mask_stderr:.4f} nats")
+        print(f"{kind}, {member} 0 alone: NLL {report.single_mask_nll:.4f} ± {report.single_mask_stderr:.4f} nats")
     return 0
 
 
