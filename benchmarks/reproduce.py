@@ -13,12 +13,12 @@ Each row is one committed config file, ``benchmarks/configs/<table>/<row>.json``
 
 (or ``"points": [{"train.lr": 0.001}, {"train.lr": 0.0003, "train.lr_decay": 0.5}]``).
 
-``kind`` is ``nade``, ``made`` or ``deepnade`` (trained with :func:`ardens.train.fit`), ``mob`` (mixture
-of Bernoullis, EM, K chosen from ``grid.k``) or ``bernoulli`` (independent pixels).
-Every grid point is trained on ``train`` with early stopping on ``valid``; the point whose
-best checkpoint has the lowest validation NLL is chosen, and only that model is evaluated
-on ``test``. Multi-mask MADE is evaluated, on validation for the choice and on test, as the
-normalized ensemble over all its masks.
+``kind`` is ``nade``, ``made`` or ``deepnade`` (trained with :func:`ardens.train.fit`),
+``mob`` (mixture of Bernoullis, EM, K chosen from ``grid.k``) or ``bernoulli`` (independent
+pixels). Every grid point is trained on ``train`` with early stopping on ``valid``; the
+point whose best checkpoint has the lowest validation NLL is chosen, and only that model is
+evaluated on ``test``. An ensemble (MADE's masks, DeepNADE's orderings) is evaluated, on
+validation for the choice and on test, as the normalized ensemble over all its members.
 
 Runs live in ``runs/reproduce/<table>/<row>/<point>`` (interrupted runs are resumed, and
 raising a config's ``train.epochs`` continues runs that stopped at the old cap), results in
