@@ -147,6 +147,8 @@ def test_bad_arguments_are_refused():
         ardens.DeepNADE(4, hidden=[])
     with pytest.raises(ValueError, match="ordering"):
         ardens.DeepNADE(4, ordering="reversed")
+    with pytest.raises(ValueError, match="ordering"):  # not silently read as "natural"
+        build_model("deepnade", 4, ModelConfig(hidden=[3], ordering="reversed"))
     with pytest.raises(ValueError, match="mask"):
         ardens.DeepNADE(4, hidden=[3], num_orderings=2).log_prob(torch.zeros(1, 4), mask=2)
 

@@ -45,6 +45,7 @@ class AutoregressiveModel(nn.Module):
     """Base class: a distribution over ``{0,1}^n`` with exact ``log_prob`` and ``sample``."""
 
     n_inputs: int
+    member_name = "mask"  # what one member of an ensemble of this model is called
 
     def _reference(self) -> torch.Tensor:
         """A parameter, for the model's dtype and device."""

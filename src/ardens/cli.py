@@ -256,7 +256,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         return 0
     kind = type(model).__name__
-    member = "ordering" if kind == "DeepNADE" else "mask"
+    member = model.member_name
     label = f"{kind}, ensemble of {report.masks} {member}s" if report.masks > 1 else kind
     print(f"{data.name} {args.split}: {report.n_examples} examples, {report.dim} dimensions")
     print(f"{label}: NLL {report.nll:.4f} ± {report.stderr:.4f} nats, {report.bits_per_dim:.4f} bits/dim")

@@ -52,6 +52,8 @@ class DeepNADE(AutoregressiveModel):
         activation: ``"relu"`` (as in the paper) or ``"sigmoid"``.
     """
 
+    member_name = "ordering"
+
     def __init__(
         self,
         n_inputs: int,

@@ -189,9 +189,13 @@ def build_model(kind: str, n_inputs: int, config: ModelConfig) -> Autoregressive
     if kind == "deepnade":
         if config.direct:
             raise ValueError("direct: only for MADE")
-        ordering = "random" if config.ordering == "random" else "natural"
         return DeepNADE(
-            n_inputs, hidden=config.hidden, num_orderings=config.num_masks, ordering=ordering, seed=config.seed, **extra
+            n_inputs,
+            hidden=config.hidden,
+            num_orderings=config.num_masks,
+            ordering=config.ordering,
+            seed=config.seed,
+            **extra,
         )
     raise ValueError(f"model: expected nade, made or deepnade; got {kind!r}")
 
