@@ -5,7 +5,11 @@ Run: .venv/bin/python benchmarks/eonade_cost.py  (random weights and data of MNI
 the cost does not depend on the values).
 """
 
-import time, torch, ardens
+import time
+
+import torch
+
+import ardens
 
 torch.set_num_threads(1)
 torch.manual_seed(0)
