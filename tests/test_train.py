@@ -116,6 +116,7 @@ def _interrupt_after(epoch: int):
         ("made", ModelConfig(hidden=[24, 24], num_masks=3, ordering="random", direct=True), "sgd"),
         ("made", ModelConfig(hidden=[24]), "adagrad"),
         ("deepnade", ModelConfig(hidden=[16, 16], num_masks=2, ordering="random"), "adam"),
+        ("made", ModelConfig(hidden=[16]), "lbfgs"),
     ],
 )
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, kind, model_config, optimizer):
@@ -137,6 +138,44 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, kind, model_conf
     assert [(r["epoch"], r["valid_nll"]) for r in metrics(tmp_path / "full")] == [
         (r["epoch"], r["valid_nll"]) for r in metrics(tmp_path / "cut")
     ]
+
+
+def _objective(model, x: torch.Tensor, weight_decay: float) -> torch.Tensor:
+    """What L-BFGS minimizes: mean NLL plus weight_decay / 2 times the squared parameter norm."""
+    penalty = sum(p.pow(2).sum() for p in model.parameters())
+    return -model.log_prob(x).mean() + 0.5 * weight_decay * penalty
+
+
+def test_lbfgs_takes_an_fvsbn_to_the_optimum_of_its_objective(tmp_path):
+    """An FVSBN's objective is convex: L-BFGS must end at a stationary point (float64), whose
+    objective no long Adam run with the same weight decay beats."""
+    wd = 1e-3
+    x = torch.as_tensor(SMALL.train, dtype=torch.float64)
+
+    def fvsbn():
+        torch.manual_seed(0)
+        return build_model("made", 64, ModelConfig(hidden=[])).double()
+
+    lbfgs = fvsbn()
+    config = TrainConfig(epochs=30, optimizer="lbfgs", lr=1.0, weight_decay=wd, patience=100, batch_size=128)
+    fit(lbfgs, SMALL, config, tmp_path / "lbfgs", progress=False)
+    objective = _objective(lbfgs, x, wd)
+    (grad,) = torch.autograd.grad(objective, [lbfgs.layers[-1].weight])
+    assert grad.abs().max() < 1e-6
+    adam = fvsbn()
+    config = TrainConfig(epochs=100, lr=0.01, weight_decay=wd, patience=100, batch_size=50)
+    fit(adam, SMALL, config, tmp_path / "adam", progress=False)
+    adam_objective = float(_objective(adam, x, wd).detach())
+    best = float(objective.detach())
+    assert best <= adam_objective < best + 0.5  # near it after 600 steps, never below it
+
+
+def test_lbfgs_refuses_stochastic_losses(tmp_path):
+    config = TrainConfig(epochs=1, optimizer="lbfgs", lr=1.0)
+    for kind, model_config in [("made", ModelConfig(hidden=[8], num_masks=2)), ("deepnade", ModelConfig(hidden=[8]))]:
+        with pytest.raises(ValueError, match="lbfgs needs a deterministic full-batch loss"):
+            fit(build_model(kind, 64, model_config), SMALL, config, tmp_path / kind, progress=False)
+        assert not (tmp_path / kind).exists()
 
 
 def test_resume_can_extend_and_checks_the_data(tmp_path):

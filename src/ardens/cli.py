@@ -95,8 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="an ensemble of K (MADE masks, DeepNADE orderings): early-stop on its first min(K, this) members",
     )
-    p.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), default="adam")
-    p.add_argument("--lr", type=_positive_float, default=1e-3)
+    p.add_argument(
+        "--optimizer",
+        choices=("adam", "sgd", "adagrad", "lbfgs"),
+        default="adam",
+        help="lbfgs: full-batch L-BFGS for one-member models (an FVSBN to its optimum)",
+    )
+    p.add_argument("--lr", type=_positive_float, help="default: 1e-3 (lbfgs: 1, its initial step)")
     p.add_argument(
         "--lr-decay",
         type=_number(float, "a number in (0, 1]", lambda v: 0 < v <= 1),
@@ -193,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             epochs=args.epochs or 100,
             batch_size=args.batch_size,
             optimizer=args.optimizer,
-            lr=args.lr,
+            lr=args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 1e-3),
             momentum=args.momentum,
             weight_decay=args.weight_decay,
             patience=args.patience,

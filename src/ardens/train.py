@@ -75,7 +75,7 @@ __all__ = [
 
 VALID_MASKS = 8
 PLOT_EVERY_S = 30.0
-OPTIMIZERS = ("adam", "sgd", "adagrad")
+OPTIMIZERS = ("adam", "sgd", "adagrad", "lbfgs")
 BEST, RESUME, METRICS, CURVE = "best.safetensors", "resume.safetensors", "metrics.jsonl", "learning_curve.png"
 
 
@@ -108,6 +108,13 @@ class TrainConfig:
     ``valid_masks``: an ensemble (a K-mask MADE, a K-ordering DeepNADE) is validated, for
     early stopping, as the ensemble of its first ``min(K, valid_masks)`` members; more
     members track the full ensemble more closely and cost one evaluation each.
+
+    ``optimizer="lbfgs"`` is full-batch L-BFGS with a strong-Wolfe line search, for
+    one-member models: it minimizes the exact objective, mean training NLL plus
+    ``weight_decay / 2`` times the squared norm of all parameters (the stationary point
+    Adam's and SGD's coupled weight decay aim at), to its optimum where it is convex (an
+    FVSBN). One epoch is ``lbfgs_iters`` iterations; ``lr`` is the initial step (use 1);
+    ``batch_size`` only sets the chunks the full-batch gradient is summed over (memory).
     """
 
     epochs: int = 100
@@ -122,9 +129,10 @@ class TrainConfig:
     lr_decay: float = 1.0
     decay_patience: int = 5
     valid_masks: int = VALID_MASKS
+    lbfgs_iters: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience", "decay_patience", "valid_masks"):
+        for name in ("epochs", "batch_size", "patience", "decay_patience", "valid_masks", "lbfgs_iters"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer; got {value!r}")
@@ -227,6 +235,16 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "lbfgs":  # weight decay: added to the objective by _full_batch_step
+        return torch.optim.LBFGS(
+            params,
+            lr=config.lr,
+            max_iter=config.lbfgs_iters,
+            tolerance_grad=1e-9,
+            tolerance_change=1e-12,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+        )
     return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -245,6 +263,15 @@ def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], 
             if isinstance(value, torch.Tensor):
                 tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous()
                 other["state"][str(idx)][key] = {"tensor": f"optim.{idx}.{key}"}
+            elif isinstance(value, list):  # L-BFGS history: tensors (or None) per slot
+                names = []
+                for j, item in enumerate(value):
+                    if item is None:
+                        names.append(None)
+                    else:
+                        names.append(f"optim.{idx}.{key}.{j}")
+                        tensors[names[-1]] = item.detach().cpu().contiguous()
+                other["state"][str(idx)][key] = {"tensors": names}
             else:
                 other["state"][str(idx)][key] = {"value": value}
     return tensors, other
@@ -253,8 +280,16 @@ def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], other: dict[str, Any]) -> dict[str, Any]:
     state = {}
     for idx, entries in other["state"].items():
-        state[int(idx)] = {k: tensors[v["tensor"]] if "tensor" in v else v["value"] for k, v in entries.items()}
+        state[int(idx)] = {k: _unflatten_entry(tensors, v) for k, v in entries.items()}
     return {"state": state, "param_groups": other["param_groups"]}
+
+
+def _unflatten_entry(tensors: dict[str, torch.Tensor], entry: dict[str, Any]) -> Any:
+    if "tensor" in entry:
+        return tensors[entry["tensor"]]
+    if "tensors" in entry:
+        return [None if name is None else tensors[name] for name in entry["tensors"]]
+    return entry["value"]
 
 
 def _save_resume(path: Path, model, optimizer, generator: torch.Generator, header: dict[str, Any]) -> None:
@@ -312,6 +347,11 @@ def fit(
     if model.n_inputs != data.dim:
         raise ValueError(
             f"{data.source or data.name}: data has {data.dim} dimensions; the model expects {model.n_inputs}"
+        )
+    if config.optimizer == "lbfgs" and (ensemble_size(model) > 1 or isinstance(model, DeepNADE)):
+        raise ValueError(
+            "optimizer: lbfgs needs a deterministic full-batch loss; use adam, sgd or adagrad"
+            " for a K-mask MADE or a DeepNADE"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     if init_bias:
@@ -417,8 +457,6 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
     valid = torch.as_tensor(data.valid, dtype=dtype, device=device)
     k = ensemble_size(model)
     valid_masks = min(k, config.valid_masks)
-    n = len(train)
-    batches = math.ceil(n / config.batch_size)
     stopped = state["finished"]
     last_plot = time.perf_counter()
     epochs = tqdm(
@@ -435,28 +473,12 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
             break
         start = time.perf_counter()
         model.train()
-        perm = torch.randperm(n, generator=generator).to(device)
-        total, seen = 0.0, 0
-        bar = tqdm(range(batches), desc=f"epoch {epoch0 + 1}", leave=False, disable=not progress)
-        for b in bar:
-            idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
-            xb = train[idx]
-            if isinstance(model, DeepNADE):
-                loss = model.order_agnostic_nll(xb, generator).mean()
-            elif isinstance(model, MADE):
-                loss = -model.log_prob(xb, mask=state["step"] % k).mean()
-            else:
-                loss = -model.log_prob(xb).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        if config.optimizer == "lbfgs":
+            train_nll = _full_batch_step(model, optimizer, train, config)
             state["step"] += 1
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
-            bar.set_postfix(nll=f"{total / seen:.3f}")
-        bar.close()
+        else:
+            train_nll = _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0)
         model.eval()
-        train_nll = total / seen
         valid_nll = mean_nll(model, valid, masks=valid_masks)
         if not math.isfinite(valid_nll):
             raise FloatingPointError(f"epoch {epoch0 + 1}: validation NLL is {valid_nll}; try a smaller --lr")
@@ -503,6 +525,56 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
         seconds=state["seconds"],
         history=history,
     )
+
+
+def _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0) -> float:
+    """One pass over shuffled minibatches; the mean of their losses."""
+    n = len(train)
+    k = ensemble_size(model)
+    perm = torch.randperm(n, generator=generator).to(train.device)
+    total = 0.0
+    bar = tqdm(range(math.ceil(n / config.batch_size)), desc=f"epoch {epoch0 + 1}", leave=False, disable=not progress)
+    for b in bar:
+        xb = train[perm[b * config.batch_size : (b + 1) * config.batch_size]]
+        if isinstance(model, DeepNADE):
+            loss = model.order_agnostic_nll(xb, generator).mean()
+        elif isinstance(model, MADE):
+            loss = -model.log_prob(xb, mask=state["step"] % k).mean()
+        else:
+            loss = -model.log_prob(xb).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state["step"] += 1
+        total += float(loss.detach()) * len(xb)
+        bar.set_postfix(nll=f"{total / (b * config.batch_size + len(xb)):.3f}")
+    bar.close()
+    return total / n
+
+
+def _full_batch_step(model, optimizer, train, config) -> float:
+    """``lbfgs_iters`` L-BFGS iterations on the full-batch objective (mean NLL plus
+    ``weight_decay / 2`` times the squared parameter norm); the mean NLL at its last evaluation."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    last = {"nll": math.nan}
+
+    def closure() -> float:
+        optimizer.zero_grad(set_to_none=False)
+        nll = 0.0
+        for chunk in train.split(config.batch_size):
+            loss = -model.log_prob(chunk).sum() / len(train)
+            loss.backward()
+            nll += float(loss.detach())
+        penalty = 0.0
+        if config.weight_decay > 0:
+            term = 0.5 * config.weight_decay * sum(p.pow(2).sum() for p in params)
+            term.backward()
+            penalty = float(term.detach())
+        last["nll"] = nll
+        return nll + penalty
+
+    optimizer.step(closure)
+    return last["nll"]
 
 
 def _checkpoint_extra(state: dict[str, Any], row: dict[str, float]) -> dict[str, Any]:
