@@ -119,6 +119,14 @@ def test_valid_masks_option_reaches_the_training_config(made_run, tmp_path):
     assert_user_error(call(*args, "--valid-masks", "0"), "--valid-masks")
 
 
+def test_lbfgs_and_bias_decay_options_reach_the_training_config(tmp_path):
+    out = tmp_path / "fvsbn"
+    args = ["train", "--model", "made", "--hidden", "--data", "digits", "--out", str(out), "--optimizer", "lbfgs"]
+    assert main([*args, "--weight-decay", "0.01", "--no-bias-decay", "--epochs", "2", "--quiet"]) == 0
+    training = ardens.read_metadata(out / "best.safetensors")["training"]
+    assert (training["optimizer"], training["lr"], training["decay_biases"]) == ("lbfgs", 1.0, False)
+
+
 def test_train_evaluate_and_sample_a_deepnade(tmp_path, capsys):
     out = tmp_path / "deep"
     args = ["train", "--model", "deepnade", "--data", "digits", "--out", str(out), "--num-masks", "2"]
@@ -206,6 +214,10 @@ def test_dimension_mismatch_and_missing_named_set(made_run, tmp_path):
         (["train", "--model", "nade", "--data", "digits", "--out", "o", "--device", "cuda:99"], ["device"]),
         (["train", "--model", "nade", "--data", "nosuchset", "--out", "o"], ["nosuchset", "unknown data set"]),
         (["train", "--resume", "nosuchrun"], ["nosuchrun", "no resume state"]),
+        (
+            ["train", "--model", "made", "--data", "digits", "--out", "o", "--num-masks", "2", "--optimizer", "lbfgs"],
+            ["lbfgs"],
+        ),
         (["evaluate", "nosuch.safetensors", "--data", "digits"], ["nosuch.safetensors"]),
         (["sample", "nosuch", "--out", "x.npy"], ["nosuch"]),
         (["fetch", "dna"], ["argument name"]),

@@ -82,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR")
     p.add_argument("--epochs", type=_positive_int, help="maximum epochs (default 100)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seeds initialization, ordering, masks, shuffling")
-    p.add_argument("--hidden", type=_positive_int, nargs="+", help="hidden sizes (NADE: one; default 500)")
+    p.add_argument(
+        "--hidden",
+        type=_positive_int,
+        nargs="*",
+        help="hidden sizes (NADE: one; default 500); MADE with none (--hidden alone) is an FVSBN",
+    )
     p.add_argument("--activation", choices=("sigmoid", "relu"), help="default: sigmoid for NADE, relu for MADE")
     p.add_argument("--ordering", choices=("natural", "random"), default="natural")
     p.add_argument(
@@ -112,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=_unit_float, default=0.9, help="SGD momentum")
     p.add_argument("--batch-size", type=_positive_int, default=100)
     p.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
+    p.add_argument("--no-bias-decay", action="store_true", help="exempt the biases from --weight-decay")
     p.add_argument("--patience", type=_positive_int, default=10, help="epochs without improvement before stopping")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
@@ -189,7 +195,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError("--direct: only for --model made")
         if args.model == "nade" and (args.num_masks != 1 or args.direct):
             raise UserError("--num-masks/--direct: only for --model made")
-        if args.model == "nade" and args.hidden and len(args.hidden) != 1:
+        if args.model == "nade" and args.hidden is not None and len(args.hidden) != 1:
             raise UserError(f"--hidden: NADE has one hidden layer; got {len(args.hidden)} sizes")
         out = Path(args.out)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -207,6 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             lr_decay=args.lr_decay,
             decay_patience=args.decay_patience,
             valid_masks=args.valid_masks,
+            decay_biases=not args.no_bias_decay,
         )
         from .train import resolve_device
 
@@ -219,7 +226,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.model,
             data.dim,
             ModelConfig(
-                hidden=args.hidden or [500],
+                hidden=args.hidden if args.hidden is not None else [500],
                 activation=args.activation,
                 ordering=args.ordering,
                 num_masks=args.num_masks,
