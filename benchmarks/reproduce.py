@@ -252,19 +252,25 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
 
 
 def render(table: str) -> str:
+    """The table's markdown: a row per model, a column per data set; a configured row with no
+    result yet shows its published value and "no test figure"."""
     rows = [json.loads(p.read_text()) for p in sorted((RESULTS / table).glob("*.json"))]
     if not rows:
         return "(no results yet)"
+    configs = [json.loads(p.read_text()) for p in sorted((CONFIGS / table).glob("*.json"))]
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    names = sorted(dict.fromkeys(r["row"] for r in rows), key=_row_rank)
     cell = {(r["row"], r["dataset"]): r for r in rows}
+    pending = {(c["row"], c["dataset"]): c for c in configs if (c["row"], c["dataset"]) not in cell}
+    names = sorted(dict.fromkeys([r["row"] for r in rows] + [row for row, _ in pending]), key=_row_rank)
     lines = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     for name in names:
         cells = []
         for ds in datasets:
             r = cell.get((name, ds))
             if r is None:
-                cells.append("")
+                c = pending.get((name, ds))
+                pub = "" if c is None or c.get("published") is None else f"({c['published']:.2f}) "
+                cells.append("" if c is None else f"{pub}no test figure, see the text")
                 continue
             pub = r.get("published")
             text = f"**{r['test_nll']:.2f}** ± {r['test_stderr']:.2f}"
