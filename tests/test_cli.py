@@ -125,6 +125,7 @@ def test_lbfgs_and_bias_decay_options_reach_the_training_config(tmp_path):
     assert main([*args, "--weight-decay", "0.01", "--no-bias-decay", "--epochs", "2", "--quiet"]) == 0
     training = ardens.read_metadata(out / "best.safetensors")["training"]
     assert (training["optimizer"], training["lr"], training["decay_biases"]) == ("lbfgs", 1.0, False)
+    assert training["batch_size"] == 10000
 
 
 def test_train_evaluate_and_sample_a_deepnade(tmp_path, capsys):

@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--decay-patience", type=_positive_int, default=5)
     p.add_argument("--momentum", type=_unit_float, default=0.9, help="SGD momentum")
-    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument(
+        "--batch-size", type=_positive_int, help="default: 100 (lbfgs: 10000, rows per chunk of the full batch)"
+    )
     p.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
     p.add_argument("--no-bias-decay", action="store_true", help="exempt the biases from --weight-decay")
     p.add_argument("--patience", type=_positive_int, default=10, help="epochs without improvement before stopping")
@@ -202,7 +204,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(f"{out}: exists and is not empty; choose a new --out or continue it with --resume {out}")
         config = TrainConfig(
             epochs=args.epochs or 100,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or (10000 if args.optimizer == "lbfgs" else 100),
             optimizer=args.optimizer,
             lr=args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 1e-3),
             momentum=args.momentum,
