@@ -61,7 +61,8 @@ def time_figure(models, path: Path) -> None:
     for name, _, metrics in models:
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         minutes = np.cumsum([r["seconds"] for r in rows]) / 60
-        ax.plot(minutes, [r["valid_nll"] for r in rows], label=f"{name} (valid)")
+        points = [(m, r["valid_nll"]) for m, r in zip(minutes, rows) if r["valid_nll"] is not None]
+        ax.plot(*zip(*points), label=f"{name} (valid)")
     ax.set_xlabel("training time, minutes (2-core CPU, 1 thread)")
     ax.set_ylabel("validation NLL, nats")
     ax.set_ylim(top=110)

@@ -122,10 +122,11 @@ def test_valid_masks_option_reaches_the_training_config(made_run, tmp_path):
 def test_lbfgs_and_bias_decay_options_reach_the_training_config(tmp_path):
     out = tmp_path / "fvsbn"
     args = ["train", "--model", "made", "--hidden", "--data", "digits", "--out", str(out), "--optimizer", "lbfgs"]
-    assert main([*args, "--weight-decay", "0.01", "--no-bias-decay", "--epochs", "2", "--quiet"]) == 0
+    options = ["--weight-decay", "0.01", "--no-bias-decay", "--epochs", "2", "--valid-every", "2", "--quiet"]
+    assert main([*args, *options]) == 0
     training = ardens.read_metadata(out / "best.safetensors")["training"]
     assert (training["optimizer"], training["lr"], training["decay_biases"]) == ("lbfgs", 1.0, False)
-    assert training["batch_size"] == 10000
+    assert training["batch_size"] == 10000 and training["valid_every"] == 2
 
 
 def test_train_evaluate_and_sample_a_deepnade(tmp_path, capsys):
@@ -215,6 +216,10 @@ def test_dimension_mismatch_and_missing_named_set(made_run, tmp_path):
         (["train", "--model", "nade", "--data", "digits", "--out", "o", "--device", "cuda:99"], ["device"]),
         (["train", "--model", "nade", "--data", "nosuchset", "--out", "o"], ["nosuchset", "unknown data set"]),
         (["train", "--resume", "nosuchrun"], ["nosuchrun", "no resume state"]),
+        (
+            ["train", "--model", "nade", "--data", "digits", "--out", "o", "--epochs", "2", "--valid-every", "3"],
+            ["valid_every"],
+        ),
         (
             ["train", "--model", "made", "--data", "digits", "--out", "o", "--num-masks", "2", "--optimizer", "lbfgs"],
             ["lbfgs"],

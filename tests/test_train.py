@@ -317,6 +317,39 @@ def test_learning_rate_decays_on_plateau_and_survives_resume(tmp_path, monkeypat
         TrainConfig(lr_decay=0.0)
 
 
+def test_valid_every_validates_on_its_schedule_and_counts_patience_in_validations(tmp_path, monkeypatch):
+    """Validation after epochs 3, 6, 9, ... only; a plateau of 2 validations stops the run;
+    the best checkpoint is the validated epoch with the lowest NLL; resume is exact."""
+    scores = iter([10.0, 9.0, 9.5, 9.7, 99.0])
+    calls = []
+
+    def fake_mean_nll(*args, **kwargs):
+        calls.append(1)
+        return next(scores)
+
+    monkeypatch.setattr(ardens.train, "mean_nll", fake_mean_nll)
+    config = TrainConfig(epochs=30, batch_size=100, lr=0.01, patience=2, valid_every=3)
+    torch.manual_seed(0)
+    with pytest.raises(SimulatedInterruptError):
+        fit(
+            build_model("made", 64, ModelConfig(hidden=[8])),
+            SMALL,
+            config,
+            tmp_path,
+            progress=False,
+            log=_interrupt_after(7),
+        )
+    result = resume(tmp_path, SMALL, progress=False)
+    rows = metrics(tmp_path)
+    assert [r["epoch"] for r in rows if r["valid_nll"] is not None] == [3, 6, 9, 12]
+    assert [r["valid_nll"] for r in rows if r["valid_nll"] is not None] == [10.0, 9.0, 9.5, 9.7]
+    assert len(calls) == 4 and result.epochs_run == 12 and result.stopped_early
+    assert (result.best_epoch, result.best_valid_nll) == (6, 9.0)
+    assert ardens.read_metadata(tmp_path / "best.safetensors")["epoch"] == 6
+    with pytest.raises(ValueError, match="valid_every"):
+        TrainConfig(epochs=2, valid_every=3)
+
+
 def test_training_flushes_denormals_only_while_it_runs():
     tiny = torch.tensor([1e-40])  # a float32 denormal
     assert tiny.item() != 0.0

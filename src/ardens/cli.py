@@ -120,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
     p.add_argument("--no-bias-decay", action="store_true", help="exempt the biases from --weight-decay")
-    p.add_argument("--patience", type=_positive_int, default=10, help="epochs without improvement before stopping")
+    p.add_argument("--patience", type=_positive_int, default=10, help="validations without improvement before stopping")
+    p.add_argument(
+        "--valid-every", type=_positive_int, default=1, help="validate after every N epochs (default: every epoch)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars; one log line per epoch")
@@ -216,6 +219,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             decay_patience=args.decay_patience,
             valid_masks=args.valid_masks,
             decay_biases=not args.no_bias_decay,
+            valid_every=args.valid_every,
         )
         from .train import resolve_device
 

@@ -67,7 +67,8 @@ def save_sample_grid(
 
 
 def save_learning_curve(history: Sequence[dict], path: str | os.PathLike, title: str | None = None) -> None:
-    """Plot ``train_nll`` and ``valid_nll`` against ``epoch`` (rows as in ``metrics.jsonl``).
+    """Plot ``train_nll`` and ``valid_nll`` against ``epoch`` (rows as in ``metrics.jsonl``;
+    ``valid_nll`` may be ``None`` between validations).
 
     >>> import os, tempfile
     >>> tmp = tempfile.TemporaryDirectory()
@@ -78,7 +79,8 @@ def save_learning_curve(history: Sequence[dict], path: str | os.PathLike, title:
     fig = Figure(figsize=(5, 3.2), dpi=100)
     ax = fig.add_subplot()
     ax.plot(epochs, [r["train_nll"] for r in history], marker=".", label="train (mean of minibatches)")
-    ax.plot(epochs, [r["valid_nll"] for r in history], marker=".", label="valid")
+    validated = [r for r in history if r["valid_nll"] is not None]
+    ax.plot([r["epoch"] for r in validated], [r["valid_nll"] for r in validated], marker=".", label="valid")
     ax.set_xlabel("epoch")
     ax.set_ylabel("NLL (nats)")
     if title:

@@ -101,7 +101,8 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimization options. ``patience``: epochs without a better validation NLL before stopping.
+    """Optimization options. ``patience``: validations (by default one per epoch) without a
+    better validation NLL before stopping.
 
     ``lr_decay < 1`` multiplies the learning rate by that factor after every
     ``decay_patience`` epochs without a better validation NLL (1 turns it off).
@@ -115,6 +116,12 @@ class TrainConfig:
     Adam's and SGD's coupled weight decay aim at), to its optimum where it is convex (an
     FVSBN). One epoch is ``lbfgs_iters`` iterations; ``lr`` is the initial step (use 1);
     ``batch_size`` only sets the chunks the full-batch gradient is summed over (memory).
+
+    ``valid_every``: validate after every that many epochs, for models whose validation
+    costs more than an epoch of training (a DeepNADE's exact likelihood); ``patience`` and
+    ``decay_patience`` count validations, ``metrics.jsonl`` has ``valid_nll: null`` for the
+    epochs in between, and epochs after the last validation are in the resume state, not in
+    ``best.safetensors`` (so a raised epoch cap still continues a run exactly).
 
     ``decay_biases=False`` exempts the biases (one-dimensional parameters) from weight
     decay: a penalty on them pulls every output towards probability 1/2, costly on sparse
@@ -135,14 +142,20 @@ class TrainConfig:
     valid_masks: int = VALID_MASKS
     lbfgs_iters: int = 20
     decay_biases: bool = True
+    valid_every: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience", "decay_patience", "valid_masks", "lbfgs_iters"):
+        positive = ("epochs", "batch_size", "patience", "decay_patience", "valid_masks", "lbfgs_iters", "valid_every")
+        for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer; got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if self.valid_every > self.epochs:
+            raise ValueError(
+                f"valid_every: {self.valid_every} is more than epochs ({self.epochs}); nothing would be validated"
+            )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr: expected a positive number; got {self.lr!r}")
         if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
@@ -497,17 +510,18 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
         else:
             train_nll = _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0)
         model.eval()
-        valid_nll = mean_nll(model, valid, masks=valid_masks)
-        if not math.isfinite(valid_nll):
-            raise FloatingPointError(f"epoch {epoch0 + 1}: validation NLL is {valid_nll}; try a smaller --lr")
-        seconds = time.perf_counter() - start
         epoch = epoch0 + 1
+        validate = epoch % config.valid_every == 0
+        valid_nll = mean_nll(model, valid, masks=valid_masks) if validate else None
+        if valid_nll is not None and not math.isfinite(valid_nll):
+            raise FloatingPointError(f"epoch {epoch}: validation NLL is {valid_nll}; try a smaller --lr")
+        seconds = time.perf_counter() - start
         state["epoch"] = epoch
         state["seconds"] += seconds
-        improved = state["best_valid_nll"] is None or valid_nll < state["best_valid_nll"]
+        improved = valid_nll is not None and (state["best_valid_nll"] is None or valid_nll < state["best_valid_nll"])
         if improved:
             state.update(best_valid_nll=valid_nll, best_epoch=epoch, bad_epochs=0)
-        else:
+        elif valid_nll is not None:
             state["bad_epochs"] += 1
             if config.lr_decay < 1 and state["bad_epochs"] % config.decay_patience == 0:
                 state["lr"] *= config.lr_decay
@@ -525,12 +539,17 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
             _plot_curve(history, run_dir / CURVE, f"{state['model_kind']} on {data.name}")
             last_plot = time.perf_counter()
         mark = " *" if improved else ""
-        line = f"epoch {epoch:3d}  train {train_nll:.4f}  valid {valid_nll:.4f}  ({seconds:.2f}s){mark}"
-        epochs.set_postfix(train=f"{train_nll:.3f}", valid=f"{valid_nll:.3f}", best=f"{state['best_valid_nll']:.3f}")
+        shown = "-" if valid_nll is None else f"{valid_nll:.4f}"
+        line = f"epoch {epoch:3d}  train {train_nll:.4f}  valid {shown}  ({seconds:.2f}s){mark}"
+        best = state["best_valid_nll"]
+        epochs.set_postfix(train=f"{train_nll:.3f}", valid=shown, best="-" if best is None else f"{best:.3f}")
         if log is not None:
             log(line)
         if stopped and log is not None:
-            log(f"early stop: no better validation NLL in {config.patience} epochs (best epoch {state['best_epoch']})")
+            log(
+                f"early stop: no better validation NLL in {config.patience} validations"
+                f" (best epoch {state['best_epoch']})"
+            )
     epochs.close()
     if history:
         _plot_curve(history, run_dir / CURVE, f"{state['model_kind']} on {data.name}")
