@@ -1,8 +1,8 @@
 """Training NADE and MADE by maximum likelihood, with early stopping, checkpoints and resume.
 
 :func:`fit` trains a model on a :class:`~ardens.data.Dataset` with minibatch gradient
-descent on the average negative log-likelihood, evaluates the validation NLL after every
-epoch, and writes into a run directory:
+descent (or full-batch L-BFGS) on the average negative log-likelihood, evaluates the validation
+NLL after every epoch (or every ``valid_every`` epochs), and writes into a run directory:
 
 - ``best.safetensors``: the model with the lowest validation NLL so far, saved with
   :func:`ardens.save`; its header holds the training config, epoch, metrics, the data
@@ -11,7 +11,8 @@ epoch, and writes into a run directory:
   the shuffling generator's state as ``uint8`` tensors) plus a JSON header (epoch,
   step, best so far, patience counter, configs). No pickle anywhere.
 - ``metrics.jsonl``: one JSON line per epoch (``epoch``, ``train_nll``, ``valid_nll``,
-  ``seconds``, ``lr``). ``train_nll`` is the mean of the epoch's minibatch losses.
+  ``seconds``, ``lr``; ``valid_nll`` is null between validations). ``train_nll`` is the mean
+  of the epoch's minibatch losses (for L-BFGS, the NLL at its last evaluation).
 - ``learning_curve.png``: drawn when training ends (and every 30 s while it runs).
 
 A K-mask MADE moves to the next member every minibatch (``mask = step % K``); a
