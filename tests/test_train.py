@@ -295,22 +295,27 @@ def test_mixture_with_components_left_empty_stays_normalized():
     assert np.isfinite(model.log_prob(grid)).all()
 
 
-def test_learning_rate_decays_on_plateau_and_survives_resume(tmp_path, monkeypatch):
-    """Validation NLL that never improves after epoch 1: the rate halves every 2 bad epochs."""
-    scores = iter([10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0])
-    monkeypatch.setattr(ardens.train, "mean_nll", lambda *args, **kwargs: next(scores))
-    config = TrainConfig(epochs=6, batch_size=100, lr=0.01, patience=100, lr_decay=0.5, decay_patience=2)
+def _interrupted_then_resumed(config: TrainConfig, run_dir, interrupt_after: int):
+    """Train a small MADE with ``config``, interrupt it after an epoch, resume it to the end."""
     torch.manual_seed(0)
     with pytest.raises(SimulatedInterruptError):
         fit(
             build_model("made", 64, ModelConfig(hidden=[8])),
             SMALL,
             config,
-            tmp_path,
+            run_dir,
             progress=False,
-            log=_interrupt_after(4),
+            log=_interrupt_after(interrupt_after),
         )
-    resume(tmp_path, SMALL, progress=False)
+    return resume(run_dir, SMALL, progress=False)
+
+
+def test_learning_rate_decays_on_plateau_and_survives_resume(tmp_path, monkeypatch):
+    """Validation NLL that never improves after epoch 1: the rate halves every 2 bad epochs."""
+    scores = iter([10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0])
+    monkeypatch.setattr(ardens.train, "mean_nll", lambda *args, **kwargs: next(scores))
+    config = TrainConfig(epochs=6, batch_size=100, lr=0.01, patience=100, lr_decay=0.5, decay_patience=2)
+    _interrupted_then_resumed(config, tmp_path, interrupt_after=4)
     rows = metrics(tmp_path)
     assert [r["lr"] for r in rows] == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
     with pytest.raises(ValueError, match="lr_decay"):
@@ -329,17 +334,7 @@ def test_valid_every_validates_on_its_schedule_and_counts_patience_in_validation
 
     monkeypatch.setattr(ardens.train, "mean_nll", fake_mean_nll)
     config = TrainConfig(epochs=30, batch_size=100, lr=0.01, patience=2, valid_every=3)
-    torch.manual_seed(0)
-    with pytest.raises(SimulatedInterruptError):
-        fit(
-            build_model("made", 64, ModelConfig(hidden=[8])),
-            SMALL,
-            config,
-            tmp_path,
-            progress=False,
-            log=_interrupt_after(7),
-        )
-    result = resume(tmp_path, SMALL, progress=False)
+    result = _interrupted_then_resumed(config, tmp_path, interrupt_after=7)
     rows = metrics(tmp_path)
     assert [r["epoch"] for r in rows if r["valid_nll"] is not None] == [3, 6, 9, 12]
     assert [r["valid_nll"] for r in rows if r["valid_nll"] is not None] == [10.0, 9.0, 9.5, 9.7]
