@@ -1,0 +1,63 @@
+"""Every committed row config of benchmarks/reproduce.py is one the library accepts.
+
+A typo in a config (an unknown key, a model option the model refuses) would otherwise only
+show after hours of training the rows before it. Models are built with their hidden layers
+shrunk to at most 8 units: the options are checked, not the 76 M weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from ardens.data import NAMED_SETS
+from ardens.train import ModelConfig, TrainConfig, build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "benchmarks" / "configs").glob("*/*.json"))
+NEURAL = ("nade", "made", "deepnade")
+
+
+def _reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+reproduce = _reproduce()
+
+
+def test_there_are_configs_for_both_tables():
+    assert {p.parent.name for p in CONFIGS} == {"mnist", "uci"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_row_config_is_accepted(path):
+    config = json.loads(path.read_text())
+    assert config["dataset"] in NAMED_SETS, f"{path.name}: unknown dataset {config['dataset']!r}"
+    assert isinstance(config["row"], str) and config["row"]
+    if config["kind"] not in NEURAL:
+        assert config["kind"] in ("bernoulli", "mob")
+        if config["kind"] == "mob":
+            assert config["grid"]["k"] and all(k >= 1 for k in config["grid"]["k"])
+        return
+    points = reproduce.grid_points(config)
+    assert points, f"{path.name}: no candidates"
+    ids = [reproduce.point_id(p) for p in points]
+    assert len(set(ids)) == len(ids), f"{path.name}: two candidates share a run directory: {ids}"
+    model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    dim = NAMED_SETS[config["dataset"]].shapes["train"][1]
+    for point in points:
+        assert set(point.get("model", {})) <= model_keys, f"{path.name}: unknown model keys"
+        assert set(point.get("train", {})) <= train_keys, f"{path.name}: unknown train keys"
+        TrainConfig(**point.get("train", {}))  # validates every value
+        model = dict(point.get("model", {}))
+        if "hidden" in model:
+            model["hidden"] = [min(h, 8) for h in model["hidden"]]
+        built = build_model(point["kind"], dim, ModelConfig(**model))
+        assert built.n_inputs == dim
