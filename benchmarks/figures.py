@@ -24,27 +24,32 @@ from ardens.data import load_dataset
 from ardens.evaluate import draw_samples
 from ardens.plots import image_grid
 from ardens.serialization import atomic_write
+from ardens.train import VALID_MASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "figures"
 
 
-def chosen_models() -> list[tuple[str, Path, Path]]:
-    """(row name, checkpoint, metrics.jsonl of its run) for every MNIST result."""
+def chosen_models() -> list[tuple[str, int | None, Path, Path]]:
+    """(row name, members in its logged validation NLL or None for one-member models,
+    checkpoint, metrics.jsonl of its run) for every MNIST result."""
     out = []
     for result in sorted((ROOT / "benchmarks" / "results" / "mnist").glob("*.json")):
         r = json.loads(result.read_text())
         checkpoint = ROOT / "pretrained" / "mnist" / f"{result.stem}.safetensors"
         if not checkpoint.is_file() and "checkpoint" in r:  # too large to commit (MADE-8000): the run's copy
             checkpoint = ROOT / r["checkpoint"]
+        members = r.get("model", {}).get("num_masks", 1)
+        logged = min(members, r.get("train", {}).get("valid_masks", VALID_MASKS))
         if checkpoint.is_file():
-            out.append((r["row"], checkpoint, ROOT / Path(r["checkpoint"]).parent / "metrics.jsonl"))
+            metrics = ROOT / Path(r["checkpoint"]).parent / "metrics.jsonl"
+            out.append((r["row"], logged if members > 1 else None, checkpoint, metrics))
     return out
 
 
 def samples_figure(models, train: np.ndarray, path: Path, num: int = 64) -> None:
     panels = [("training images", train[np.random.default_rng(0).choice(len(train), num, replace=False)])]
-    panels += [(name, draw_samples(ardens.load(ckpt), num, seed=0)) for name, ckpt, _ in models]
+    panels += [(name, draw_samples(ardens.load(ckpt), num, seed=0)) for name, _, ckpt, _ in models]
     fig = Figure(figsize=(3.2 * len(panels), 3.6))
     for i, (title, x) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
@@ -58,12 +63,12 @@ def samples_figure(models, train: np.ndarray, path: Path, num: int = 64) -> None
 def time_figure(models, path: Path) -> None:
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot(1, 1, 1)
-    for name, _, metrics in models:
+    for name, logged, _, metrics in models:
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         minutes = np.cumsum([r["seconds"] for r in rows]) / 60
         points = [(m, r["valid_nll"]) for m, r in zip(minutes, rows) if r["valid_nll"] is not None]
-        ax.plot(*zip(*points), label=f"{name} (valid)")
-    ax.set_xlabel("training time, minutes (2-core CPU, 1 thread)")
+        ax.plot(*zip(*points), label=f"{name} (valid{'' if logged is None else f', first {logged} masks'})")
+    ax.set_xlabel("training time, minutes (2-core CPU; threads per run: BENCHMARKS.md)")
     ax.set_ylabel("validation NLL, nats")
     ax.set_ylim(top=110)
     ax.grid(alpha=0.3)
