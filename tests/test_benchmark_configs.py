@@ -6,7 +6,6 @@ shrunk to at most 8 units: the options are checked, not the 76 M weights."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -49,15 +48,11 @@ def test_row_config_is_accepted(path):
     assert points, f"{path.name}: no candidates"
     ids = [reproduce.point_id(p) for p in points]
     assert len(set(ids)) == len(ids), f"{path.name}: two candidates share a run directory: {ids}"
-    model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
-    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     dim = NAMED_SETS[config["dataset"]].shapes["train"][1]
     for point in points:
-        assert set(point.get("model", {})) <= model_keys, f"{path.name}: unknown model keys"
-        assert set(point.get("train", {})) <= train_keys, f"{path.name}: unknown train keys"
-        TrainConfig(**point.get("train", {}))  # validates every value
+        TrainConfig(**point.get("train", {}))  # rejects unknown keys, validates every value
         model = dict(point.get("model", {}))
         if "hidden" in model:
             model["hidden"] = [min(h, 8) for h in model["hidden"]]
-        built = build_model(point["kind"], dim, ModelConfig(**model))
+        built = build_model(point["kind"], dim, ModelConfig(**model))  # rejects unknown keys
         assert built.n_inputs == dim
