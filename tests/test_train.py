@@ -354,3 +354,22 @@ def test_training_flushes_denormals_only_while_it_runs():
         pytest.skip("this CPU cannot flush denormals")
     assert flushed == 0.0
     assert (tiny * 1.0).item() == pytest.approx(1e-40, rel=1e-3), "left flushing on after training"
+
+
+def test_denormals_are_flushed_on_every_intra_op_thread():
+    # torch.set_flush_denormal alone reaches only the calling thread: with two threads, the
+    # OpenMP worker's half of an elementwise op kept its denormals (and ran ~20x slower).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tiny = torch.full((1 << 20,), 1e-40)  # large enough to be split across the threads
+        _ = tiny * 1.0  # the worker pool exists before flushing starts
+        with flush_denormals(torch.device("cpu")):
+            kept_inside = int((tiny * 1.0 != 0).sum())
+        kept_after = int((tiny * 1.0 != 0).sum())
+    finally:
+        torch.set_num_threads(threads)
+    if kept_inside == tiny.numel() and not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    assert kept_inside == 0, f"{kept_inside} of {tiny.numel()} denormals survived on some thread"
+    assert kept_after == tiny.numel(), "left flushing on after training"

@@ -37,12 +37,11 @@ independent-Bernoulli fit, a known good trick.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from tqdm import tqdm
 
+from ._denormals import flush_denormals
 from .base import AutoregressiveModel, ensemble_size
 from .data import Dataset, array_checksum
 from .deepnade import DeepNADE
@@ -456,25 +456,6 @@ def _data_meta(data: Dataset) -> dict[str, Any]:
         "image_order": data.image_order,
         "train_checksum": array_checksum(data.train),
     }
-
-
-@contextlib.contextmanager
-def flush_denormals(device: torch.device) -> Iterator[None]:
-    """Flush float denormals to zero on the CPU for the duration (then back to the default).
-
-    Adam's moments of weights that get no gradient (masked, or behind dead ReLUs) and
-    weight-decayed unused weights shrink through the denormal range (below 1.2e-38 in
-    float32), where each CPU operation on them is about 20 times slower: one epoch of a MADE
-    with 8000 units on MNIST took over 4 minutes instead of 51 s. Flushing changes values
-    only below that range.
-    """
-    if device.type != "cpu" or not torch.set_flush_denormal(True):
-        yield
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
 
 
 def _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
