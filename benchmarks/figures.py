@@ -24,7 +24,7 @@ from ardens.data import load_dataset
 from ardens.evaluate import draw_samples
 from ardens.plots import image_grid
 from ardens.serialization import atomic_write
-from ardens.train import VALID_MASKS
+from ardens.train import VALID_MASKS, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "figures"
@@ -32,7 +32,7 @@ OUT = ROOT / "benchmarks" / "figures"
 
 def chosen_models() -> list[tuple[str, int | None, Path, Path]]:
     """(row name, members in its logged validation NLL or None for one-member models,
-    checkpoint, metrics.jsonl of its run) for every MNIST result."""
+    checkpoint, its run directory) for every MNIST result."""
     out = []
     for result in sorted((ROOT / "benchmarks" / "results" / "mnist").glob("*.json")):
         r = json.loads(result.read_text())
@@ -42,8 +42,7 @@ def chosen_models() -> list[tuple[str, int | None, Path, Path]]:
         members = r.get("model", {}).get("num_masks", 1)
         logged = min(members, r.get("train", {}).get("valid_masks", VALID_MASKS))
         if checkpoint.is_file():
-            metrics = ROOT / Path(r["checkpoint"]).parent / "metrics.jsonl"
-            out.append((r["row"], logged if members > 1 else None, checkpoint, metrics))
+            out.append((r["row"], logged if members > 1 else None, checkpoint, ROOT / Path(r["checkpoint"]).parent))
     return out
 
 
@@ -63,8 +62,8 @@ def samples_figure(models, train: np.ndarray, path: Path, num: int = 64) -> None
 def time_figure(models, path: Path) -> None:
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot(1, 1, 1)
-    for name, logged, _, metrics in models:
-        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    for name, logged, _, run_dir in models:
+        rows = read_metrics(run_dir)
         minutes = np.cumsum([r["seconds"] for r in rows]) / 60
         points = [(m, r["valid_nll"]) for m, r in zip(minutes, rows) if r["valid_nll"] is not None]
         ax.plot(*zip(*points), label=f"{name} (valid{'' if logged is None else f', first {logged} masks'})")

@@ -13,13 +13,12 @@ runs/made_depth_probe/, and a run already there is reported, not trained again.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
 from ardens.data import load_dataset
-from ardens.train import ModelConfig, TrainConfig, build_model, fit
+from ardens.train import ModelConfig, TrainConfig, build_model, fit, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +61,7 @@ def main() -> None:
 
 def summary(run_dir: Path) -> str:
     """Best validation NLL of a run, its epoch, the training NLL then, epochs and time per epoch."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_metrics(run_dir)
     best = min((r for r in rows if r["valid_nll"] is not None), key=lambda r: r["valid_nll"])
     per_epoch = sum(r["seconds"] for r in rows) / len(rows)
     return (

@@ -348,11 +348,12 @@ def _read_resume(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return tensors, header
 
 
-def _read_metrics(path: Path, upto: int) -> list[dict[str, float]]:
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, float]]:
+    """The rows of a run directory's ``metrics.jsonl``, one per epoch (none if it is missing)."""
+    path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["epoch"] <= upto]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 # -- the loop -------------------------------------------------------------------------------
@@ -443,7 +444,7 @@ def resume(
     generator = torch.Generator()
     generator.set_state(tensors["rng.shuffle"])
     torch.set_rng_state(tensors["rng.torch"])
-    history = _read_metrics(run_dir / METRICS, state["epoch"])
+    history = [r for r in read_metrics(run_dir) if r["epoch"] <= state["epoch"]]
     return _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log)
 
 
