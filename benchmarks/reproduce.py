@@ -4,6 +4,7 @@ Run:
     .venv/bin/python benchmarks/reproduce.py uci               # every row of the UCI table
     .venv/bin/python benchmarks/reproduce.py mnist --rows nade  # rows whose id matches
     .venv/bin/python benchmarks/reproduce.py uci --render-only  # rebuild the markdown tables
+    .venv/bin/python benchmarks/reproduce.py mnist --rows nade --validation-only  # no test
 
 Each row is one committed config file, ``benchmarks/configs/<table>/<row>.json``:
 
@@ -130,10 +131,11 @@ def train_point(point: dict[str, Any], data, run_dir: Path) -> TrainResult:
     return result
 
 
-def run_neural(config: dict[str, Any], data, runs: Path) -> dict[str, Any]:
+def run_neural(config: dict[str, Any], data, runs: Path, test: bool = True) -> dict[str, Any]:
     """Train every point; choose the one whose best checkpoint has the lowest validation NLL,
     measured as the test will be (a K-mask MADE stops early on an ensemble of its first
-    members, ``train.valid_masks``, but is scored and chosen as the ensemble of all K)."""
+    members, ``train.valid_masks``, but is scored and chosen as the ensemble of all K).
+    With ``test=False``, stop there: the validation NLL of every point, and no test."""
     scores, seconds, best = {}, 0.0, None
     for point in grid_points(config):
         pid = point_id(point)
@@ -143,6 +145,9 @@ def run_neural(config: dict[str, Any], data, runs: Path) -> dict[str, Any]:
         scores[pid], seconds = valid.nll, seconds + result.seconds
         if best is None or valid.nll < best[3].nll:
             best = (pid, point, result, valid)
+        print(f"   valid {valid.nll:.3f} (best epoch {result.best_epoch} of {result.epochs_run})", flush=True)
+    if not test:
+        return {"grid_valid_nll": scores, "chosen": best[1]["point"]}
     pid, point, result, valid = best
     checkpoint = runs / pid / "best.safetensors"
     model = ardens.load(checkpoint)
@@ -191,10 +196,18 @@ def run_baseline(config: dict[str, Any], data) -> dict[str, Any]:
     }
 
 
-def run_row(table: str, path: Path, data_dir: str | None) -> dict[str, Any]:
+def run_row(table: str, path: Path, data_dir: str | None, test: bool = True) -> dict[str, Any] | None:
+    """Train, choose and test one row, and write its results. With ``test=False`` (neural
+    rows only), train the points and report their validation NLL: no test, nothing written."""
     config = json.loads(path.read_text())
     data = load_dataset(config["dataset"], data_dir=data_dir)
     row_id = path.stem
+    if not test:
+        if config["kind"] not in ("nade", "made", "deepnade"):
+            sys.exit(f"reproduce: --validation-only is for trained rows; {path.name} is a {config['kind']} baseline")
+        scores = run_neural(config, data, RUNS / table / row_id, test=False)
+        print(f"== {config['dataset']} {config['row']}: validation only, would choose {scores['chosen']}", flush=True)
+        return None
     if config["kind"] in ("nade", "made", "deepnade"):
         result = run_neural(config, data, RUNS / table / row_id)
         publish(table, row_id, config, result)
@@ -310,6 +323,11 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="train the points and print their validation NLL; no test, no results, no tables",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -318,7 +336,9 @@ def main() -> None:
         if not paths:
             sys.exit(f"reproduce: no config matches {args.table}/{args.rows}")
         for path in paths:
-            run_row(args.table, path, args.data_dir)
+            run_row(args.table, path, args.data_dir, test=not args.validation_only)
+        if args.validation_only:
+            return
     write_markdown(args.table)
     print(render(args.table))
 

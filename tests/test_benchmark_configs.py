@@ -56,3 +56,43 @@ def test_row_config_is_accepted(path):
             model["hidden"] = [min(h, 8) for h in model["hidden"]]
         built = build_model(point["kind"], dim, ModelConfig(**model))  # rejects unknown keys
         assert built.n_inputs == dim
+
+
+class _TestSplitGuard:
+    """A dataset whose test split must not be read."""
+
+    def __init__(self, data):
+        self._data = data
+
+    def __getattr__(self, name):
+        if name == "test":
+            raise AssertionError("the test split was read")
+        return getattr(self._data, name)
+
+
+def test_validation_only_trains_every_point_and_never_reads_the_test_split(tmp_path, monkeypatch, capsys):
+    from ardens.data import load_digits
+
+    digits = load_digits()
+    small = type(digits)("digits", digits.train[:200], digits.valid[:100], digits.test[:100], (8, 8))
+    monkeypatch.setattr(reproduce, "load_dataset", lambda *a, **k: _TestSplitGuard(small))
+    monkeypatch.setattr(reproduce, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(reproduce, "RESULTS", tmp_path / "results")
+    config = {
+        "dataset": "digits",
+        "row": "tiny MADE",
+        "kind": "made",
+        "model": {"hidden": [8]},
+        "train": {"epochs": 2, "batch_size": 100},
+        "points": [{"train.lr": 0.01}, {"train.lr": 0.001}],
+    }
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(config))
+    assert reproduce.run_row("t", path, None, test=False) is None
+    runs = sorted((tmp_path / "runs" / "t" / "tiny").iterdir())
+    assert [r.name.split("-")[0] for r in runs] == ["lr=0.001", "lr=0.01"]
+    assert all((r / "best.safetensors").is_file() for r in runs)
+    assert not (tmp_path / "results").exists()
+    assert "validation only, would choose" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="test split was read"):  # the guard can fail
+        reproduce.run_row("t", path, None, test=True)

@@ -143,6 +143,7 @@ def test_train_evaluate_and_sample_a_deepnade(tmp_path, capsys):
     assert main(["sample", str(out), "-n", "3", "--out", str(tmp_path / "s.npy")]) == 0
     assert np.load(tmp_path / "s.npy").shape == (3, 64)
     assert_user_error(call(*args, "--direct"), "--direct")
+    assert_user_error(call(*args, "--dropout", "0.2"), "--dropout")
 
 
 def test_train_on_user_files_and_evaluate_other_split(tmp_path):

@@ -240,8 +240,48 @@ def test_constructor_errors():
         ardens.MADE(5, activation="gelu")
     with pytest.raises(ValueError, match="direct"):
         ardens.MADE(5, hidden=[], direct=True)
+    with pytest.raises(ValueError, match="dropout"):
+        ardens.MADE(5, dropout=1.0)
+    with pytest.raises(ValueError, match="dropout"):
+        ardens.MADE(5, hidden=[], dropout=0.1)
     with pytest.raises(ValueError, match="mask"):
         ardens.MADE(5, num_masks=2).log_prob(torch.zeros(1, 5), mask=2)
+
+
+def test_dropout_keeps_autoregressive_masks_and_leaves_eval_exact():
+    """In training mode each draw of dropped units is still autoregressive (dropout removes
+    connections); in eval mode the model equals the same weights without dropout."""
+    model = ardens.MADE(6, hidden=[40, 40], ordering="random", direct=True, seed=7, dropout=0.5).double()
+    plain = ardens.MADE(6, hidden=[40, 40], ordering="random", direct=True, seed=7).double()
+    plain.load_state_dict(model.state_dict())
+    n, x = 6, all_binary(6)
+    rank = torch.empty(n, dtype=torch.long)
+    rank[model.ordering()] = torch.arange(n)
+    later_or_same = rank[None, :] >= rank[:, None]
+    model.train()
+    for seed in range(5):
+
+        def dropped(v, seed=seed):
+            torch.manual_seed(seed)
+            return model._logits(v[None], dropout=True)[0]
+
+        J = torch.autograd.functional.jacobian(dropped, x[37])
+        assert (J[later_or_same] == 0).all(), f"dropout draw {seed}: an output sees a later input"
+    torch.manual_seed(0)
+    a = model.log_prob(x)
+    torch.manual_seed(1)
+    assert not torch.equal(a, model.log_prob(x)), "training mode should drop units"
+    assert torch.equal(model.conditionals(x), plain.conditionals(x)), "conditionals never drop units"
+    model.eval()
+    assert torch.equal(model.log_prob(x), plain.log_prob(x))
+    assert torch.logsumexp(model.log_prob(x), 0).abs() < 1e-12
+    g = torch.Generator()
+    assert torch.equal(model.sample(50, generator=g.manual_seed(3)), plain.sample(50, generator=g.manual_seed(3)))
+    model.train()
+    assert torch.equal(model.sample(50, generator=g.manual_seed(3)), plain.sample(50, generator=g.manual_seed(3)))
+    assert torch.equal(
+        model.sample_slow(50, generator=g.manual_seed(3)), plain.sample_slow(50, generator=g.manual_seed(3))
+    )
 
 
 def test_made_sampler_cache_follows_weight_changes():

@@ -16,6 +16,7 @@ import ardens
     [
         lambda: ardens.NADE(9, 5, activation="relu", ordering="random", seed=4),
         lambda: ardens.MADE(9, [12, 7], num_masks=3, ordering="random", direct=True, seed=2),
+        lambda: ardens.MADE(9, [12], dropout=0.25).eval(),
         lambda: ardens.MADE(9, [], ordering=[8, 7, 6, 5, 4, 3, 2, 1, 0]),
     ],
 )

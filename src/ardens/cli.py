@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--direct", action="store_true", help="MADE: direct input-output connections")
     p.add_argument(
+        "--dropout", type=float, default=0.0, help="MADE: probability of dropping each hidden unit while training"
+    )
+    p.add_argument(
         "--valid-masks",
         type=_positive_int,
         default=8,
@@ -196,10 +199,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         missing = [name for name in ("model", "data", "out") if getattr(args, name) is None]
         if missing:
             raise UserError(f"--{missing[0]}: required (unless --resume RUN_DIR)")
-        if args.model == "deepnade" and args.direct:
-            raise UserError("--direct: only for --model made")
-        if args.model == "nade" and (args.num_masks != 1 or args.direct):
-            raise UserError("--num-masks/--direct: only for --model made")
+        if args.model == "deepnade" and (args.direct or args.dropout):
+            raise UserError("--direct/--dropout: only for --model made")
+        if args.model == "nade" and (args.num_masks != 1 or args.direct or args.dropout):
+            raise UserError("--num-masks/--direct/--dropout: only for --model made")
+        if not 0.0 <= args.dropout < 1.0:
+            raise UserError(f"--dropout: expected a probability in [0, 1); got {args.dropout}")
         if args.model == "nade" and args.hidden is not None and len(args.hidden) != 1:
             raise UserError(f"--hidden: NADE has one hidden layer; got {len(args.hidden)} sizes")
         out = Path(args.out)
@@ -238,6 +243,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 num_masks=args.num_masks,
                 direct=args.direct,
                 seed=args.seed,
+                dropout=args.dropout,
             ),
         )
         _log(f"training {args.model.upper()} ({sum(p.numel() for p in model.parameters())} parameters) on {data.name}")

@@ -79,6 +79,11 @@ class MADE(AutoregressiveModel):
         seed: seeds orderings and hidden degrees.
         activation: ``"relu"`` (as in the paper) or ``"sigmoid"``.
         hidden_degrees: ``"random"`` (uniform in ``[min of layer below, n-1]``) or ``"even"``.
+        dropout: probability of zeroing each hidden unit in :meth:`log_prob` while the
+            module is in training mode (survivors scaled by ``1 / (1 - dropout)``), a
+            regularizer for wide layers. It removes connections, never adds them, so every
+            draw is still autoregressive; in eval mode, and always in :meth:`sample` and
+            :meth:`conditionals`, the network is deterministic and the density exact.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class MADE(AutoregressiveModel):
         seed: int = 0,
         activation: str = "relu",
         hidden_degrees: HiddenDegrees = "random",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_inputs = n = check_positive_int("n_inputs", n_inputs)
@@ -102,6 +108,11 @@ class MADE(AutoregressiveModel):
             raise ValueError("direct: a MADE with no hidden layer is already the direct (FVSBN) model")
         self.activation, self.direct, self.seed = activation, bool(direct), int(seed)
         self.hidden_degrees = hidden_degrees
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1); got {dropout!r}")
+        if dropout and not self.hidden:
+            raise ValueError("dropout: a MADE with no hidden layer has no units to drop")
+        self.dropout = float(dropout)
         members = [
             made_degrees(n, self.hidden, seed=self.seed, index=i, ordering=ordering, hidden_degrees=hidden_degrees)
             for i in range(self.num_masks)
@@ -128,6 +139,7 @@ class MADE(AutoregressiveModel):
             "seed": self.seed,
             "activation": self.activation,
             "hidden_degrees": self.hidden_degrees,
+            "dropout": self.dropout,
         }
 
     # -- members -----------------------------------------------------------------------
@@ -165,12 +177,14 @@ class MADE(AutoregressiveModel):
         self.set_mask(0)
 
     # -- the network -------------------------------------------------------------------
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor, dropout: bool = False) -> torch.Tensor:
         act = activation_fn(self.activation)
         h = x
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):  # (slicing a ModuleList builds a new module)
             h = layer(h) if i == last else act(layer(h))
+            if i != last and dropout and self.dropout:
+                h = F.dropout(h, self.dropout, training=True)
         return h if self.direct_layer is None else h + self.direct_layer(x)
 
     def conditionals(self, x: Any, mask: int | None = None) -> torch.Tensor:
@@ -218,7 +232,7 @@ class MADE(AutoregressiveModel):
 
     def _member_log_prob(self, flat: torch.Tensor, i: int) -> torch.Tensor:
         self.set_mask(i)
-        return bernoulli_log_prob(self._logits(flat), flat)
+        return bernoulli_log_prob(self._logits(flat, dropout=self.training), flat)
 
     # -- sampling ----------------------------------------------------------------------
     @torch.no_grad()

@@ -98,6 +98,7 @@ class ModelConfig:
     num_masks: int = 1
     direct: bool = False
     seed: int = 0
+    dropout: float = 0.0
 
 
 @dataclass
@@ -200,8 +201,8 @@ def build_model(kind: str, n_inputs: int, config: ModelConfig) -> Autoregressive
     if kind == "nade":
         if len(config.hidden) != 1:
             raise ValueError(f"hidden: NADE has one hidden layer; got sizes {config.hidden}")
-        if config.num_masks != 1 or config.direct:
-            raise ValueError("num_masks/direct: only for MADE")
+        if config.num_masks != 1 or config.direct or config.dropout:
+            raise ValueError("num_masks/direct/dropout: only for MADE")
         return NADE(n_inputs, hidden=config.hidden[0], ordering=config.ordering, seed=config.seed, **extra)
     if kind == "made":
         return MADE(
@@ -211,11 +212,12 @@ def build_model(kind: str, n_inputs: int, config: ModelConfig) -> Autoregressive
             ordering=config.ordering,
             direct=config.direct,
             seed=config.seed,
+            dropout=config.dropout,
             **extra,
         )
     if kind == "deepnade":
-        if config.direct:
-            raise ValueError("direct: only for MADE")
+        if config.direct or config.dropout:
+            raise ValueError("direct/dropout: only for MADE")
         return DeepNADE(
             n_inputs,
             hidden=config.hidden,
@@ -381,10 +383,12 @@ def fit(
         raise ValueError(
             f"{data.source or data.name}: data has {data.dim} dimensions; the model expects {model.n_inputs}"
         )
-    if config.optimizer == "lbfgs" and (ensemble_size(model) > 1 or isinstance(model, DeepNADE)):
+    if config.optimizer == "lbfgs" and (
+        ensemble_size(model) > 1 or isinstance(model, DeepNADE) or getattr(model, "dropout", 0.0)
+    ):
         raise ValueError(
             "optimizer: lbfgs needs a deterministic full-batch loss; use adam, sgd or adagrad"
-            " for a K-mask MADE or a DeepNADE"
+            " for a K-mask MADE, a MADE with dropout or a DeepNADE"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     if init_bias:
