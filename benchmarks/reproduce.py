@@ -198,7 +198,8 @@ def run_baseline(config: dict[str, Any], data) -> dict[str, Any]:
 
 def run_row(table: str, path: Path, data_dir: str | None, test: bool = True) -> dict[str, Any] | None:
     """Train, choose and test one row, and write its results. With ``test=False`` (neural
-    rows only), train the points and report their validation NLL: no test, nothing written."""
+    rows only), train the points (in ``runs/``) and report their validation NLL: no test, and no
+    results, model card or table written."""
     config = json.loads(path.read_text())
     data = load_dataset(config["dataset"], data_dir=data_dir)
     row_id = path.stem

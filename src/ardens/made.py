@@ -13,6 +13,16 @@ model holds ``K`` orderings/connectivities (member ``i`` is a pure function of
 (torch.Size([1]), torch.Size([1]))
 >>> made.sample(3, generator=torch.Generator().manual_seed(0)).shape
 torch.Size([3, 5])
+
+Dropout regularizes training only; in eval mode ``log_prob`` is exact and deterministic:
+
+>>> wide = ardens.MADE(n_inputs=5, hidden=[64], dropout=0.3)
+>>> _ = torch.manual_seed(0)
+>>> bool(wide.log_prob(x) == wide.log_prob(x))  # training mode: a new draw of dropped units
+False
+>>> _ = wide.eval()
+>>> bool(wide.log_prob(x) == wide.log_prob(x))
+True
 """
 
 from __future__ import annotations

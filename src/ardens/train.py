@@ -89,7 +89,8 @@ class ModelConfig:
     """Architecture options shared by the CLI and Python callers.
 
     ``hidden``: one size for NADE, one per layer for MADE. ``None`` fields take the
-    model's own defaults.
+    model's own defaults. ``num_masks`` (MADE's masks, DeepNADE's orderings); ``direct``
+    and ``dropout`` are MADE's (see :class:`ardens.MADE`).
     """
 
     hidden: list[int] = field(default_factory=lambda: [500])
