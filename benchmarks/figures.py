@@ -60,7 +60,7 @@ def samples_figure(models, train: np.ndarray, path: Path, num: int = 64) -> None
 
 
 def time_figure(models, path: Path) -> None:
-    fig = Figure(figsize=(6, 4))
+    fig = Figure(figsize=(6, 5.4))
     ax = fig.add_subplot(1, 1, 1)
     for name, logged, _, run_dir in models:
         rows = read_metrics(run_dir)
@@ -71,7 +71,7 @@ def time_figure(models, path: Path) -> None:
     ax.set_ylabel("validation NLL, nats")
     ax.set_ylim(top=110)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below: no curve hidden
     fig.tight_layout()
     atomic_write(path, lambda tmp: FigureCanvasAgg(fig).print_png(tmp))
 
