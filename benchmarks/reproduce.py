@@ -61,6 +61,7 @@ CONFIGS = ROOT / "benchmarks" / "configs"
 RESULTS = ROOT / "benchmarks" / "results"
 PRETRAINED = ROOT / "pretrained"
 RUNS = ROOT / "runs" / "reproduce"
+NEURAL = ("nade", "made", "deepnade")  # kinds trained with fit(); the others are baselines
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
 
@@ -204,12 +205,12 @@ def run_row(table: str, path: Path, data_dir: str | None, test: bool = True) -> 
     data = load_dataset(config["dataset"], data_dir=data_dir)
     row_id = path.stem
     if not test:
-        if config["kind"] not in ("nade", "made", "deepnade"):
+        if config["kind"] not in NEURAL:
             sys.exit(f"reproduce: --validation-only is for trained rows; {path.name} is a {config['kind']} baseline")
         scores = run_neural(config, data, RUNS / table / row_id, test=False)
         print(f"== {config['dataset']} {config['row']}: validation only, would choose {scores['chosen']}", flush=True)
         return None
-    if config["kind"] in ("nade", "made", "deepnade"):
+    if config["kind"] in NEURAL:
         result = run_neural(config, data, RUNS / table / row_id)
         publish(table, row_id, config, result)
     else:

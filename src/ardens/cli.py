@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--direct", action="store_true", help="MADE: direct input-output connections")
     p.add_argument(
-        "--dropout", type=float, default=0.0, help="MADE: probability of dropping each hidden unit while training"
+        "--dropout", type=_unit_float, default=0.0, help="MADE: probability of dropping each hidden unit while training"
     )
     p.add_argument(
         "--valid-masks",
@@ -203,8 +203,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError("--direct/--dropout: only for --model made")
         if args.model == "nade" and (args.num_masks != 1 or args.direct or args.dropout):
             raise UserError("--num-masks/--direct/--dropout: only for --model made")
-        if not 0.0 <= args.dropout < 1.0:
-            raise UserError(f"--dropout: expected a probability in [0, 1); got {args.dropout}")
         if args.model == "nade" and args.hidden is not None and len(args.hidden) != 1:
             raise UserError(f"--hidden: NADE has one hidden layer; got {len(args.hidden)} sizes")
         out = Path(args.out)
