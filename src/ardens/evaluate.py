@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._heap import reuse_freed_blocks
 from .base import AutoregressiveModel, ensemble_size
 from .serialization import load, read_metadata
 
@@ -66,14 +67,15 @@ def log_likelihoods(
         k = masks
     out = []
     model.eval()
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        xb = (xb if isinstance(xb, torch.Tensor) else torch.as_tensor(np.asarray(xb))).to(ref.device, ref.dtype)
-        if ensemble_size(model) > 1:
-            lp = torch.stack([model.log_prob(xb, mask=i) for i in range(k)]).logsumexp(0) - math.log(k)
-        else:
-            lp = model.log_prob(xb)
-        out.append(lp.double().cpu().numpy())
+    with reuse_freed_blocks(ref.device.type == "cpu"):
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size]
+            xb = (xb if isinstance(xb, torch.Tensor) else torch.as_tensor(np.asarray(xb))).to(ref.device, ref.dtype)
+            if ensemble_size(model) > 1:
+                lp = torch.stack([model.log_prob(xb, mask=i) for i in range(k)]).logsumexp(0) - math.log(k)
+            else:
+                lp = model.log_prob(xb)
+            out.append(lp.double().cpu().numpy())
     return np.concatenate(out)
 
 

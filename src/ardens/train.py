@@ -53,6 +53,7 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from ._denormals import flush_denormals
+from ._heap import reuse_freed_blocks
 from .base import AutoregressiveModel, ensemble_size
 from .data import Dataset, array_checksum
 from .deepnade import DeepNADE
@@ -465,7 +466,8 @@ def _data_meta(data: Dataset) -> dict[str, Any]:
 
 
 def _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
-    with flush_denormals(next(model.parameters()).device):
+    device = next(model.parameters()).device
+    with flush_denormals(device), reuse_freed_blocks(device.type == "cpu"):
         return _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log)
 
 
