@@ -8,8 +8,8 @@ the process's CPU time went to the kernel's page faults (720 million in 75 minut
 ``reuse_freed_blocks`` blocks up to 1 GiB come from the heap and the heap keeps its freed top,
 so the next step reuses the same memory. Values computed are unchanged (torch never relies
 on fresh memory being zero). On exit glibc's documented defaults are restored (the threshold
-then stays at 128 KiB instead of adapting) and ``malloc_trim`` hands the kept free pages back
-to the system.
+then stays at 128 KiB instead of adapting) and ``malloc_trim`` is asked to hand free pages
+back to the system.
 """
 
 from __future__ import annotations
