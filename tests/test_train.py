@@ -13,7 +13,7 @@ import torch
 import ardens
 from ardens.baselines import IndependentBernoulli, MixtureOfBernoullis, select_mixture
 from ardens.data import Dataset, load_digits
-from ardens.evaluate import evaluate, log_likelihoods
+from ardens.evaluate import evaluate, log_likelihoods, member_log_likelihoods
 from ardens.train import (
     ModelConfig,
     RunDirError,
@@ -272,6 +272,23 @@ def test_evaluate_ensemble_and_single_mask():
         evaluate(model, x, masks=5)
     with pytest.raises(ValueError, match="dimensions"):
         evaluate(model, x[:, :10])
+
+
+def test_evaluate_reads_each_member_once_per_batch(monkeypatch):
+    model = ardens.MADE(64, hidden=[16], num_masks=3, ordering="random", seed=1)
+    x = DIGITS.test[:20]
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        expected = torch.stack([model.log_prob(xt, mask=i) for i in range(3)])
+    members = member_log_likelihoods(model, x, batch_size=6)
+    assert members.shape == (3, 20) and torch.allclose(members, expected, rtol=1e-6)
+    calls = []
+    log_prob = model.log_prob
+    monkeypatch.setattr(model, "log_prob", lambda xb, mask=None: calls.append(mask) or log_prob(xb, mask=mask))
+    report = evaluate(model, x, batch_size=10)
+    assert calls == [0, 1, 2, 0, 1, 2]  # member 0's figure comes from the same pass
+    assert report.single_mask_nll == pytest.approx(-float(expected[0].double().mean()), rel=1e-6)
+    assert report.nll == pytest.approx(-float(log_likelihoods(model, x).mean()), rel=1e-12)
 
 
 def test_baselines_are_normalized_and_fit_by_em():

@@ -23,7 +23,15 @@ from ._heap import reuse_freed_blocks
 from .base import AutoregressiveModel, ensemble_size
 from .serialization import load, read_metadata
 
-__all__ = ["Evaluation", "evaluate", "log_likelihoods", "resolve_checkpoint", "load_checkpoint", "draw_samples"]
+__all__ = [
+    "Evaluation",
+    "evaluate",
+    "log_likelihoods",
+    "member_log_likelihoods",
+    "resolve_checkpoint",
+    "load_checkpoint",
+    "draw_samples",
+]
 
 
 @dataclass
@@ -48,7 +56,57 @@ class Evaluation:
         return asdict(self)
 
 
+def _members(model: AutoregressiveModel, masks: int | None) -> int:
+    """How many members ``masks`` asks for (all where ``None``), checked against the model."""
+    k = ensemble_size(model)
+    if masks is None:
+        return k
+    if isinstance(masks, bool) or not isinstance(masks, int) or not 1 <= masks <= k:
+        raise ValueError(f"masks: expected an integer in [1, {k}] for this model; got {masks!r}")
+    return masks
+
+
 @torch.no_grad()
+def member_log_likelihoods(
+    model: AutoregressiveModel, x: np.ndarray | torch.Tensor, masks: int | None = None, batch_size: int = 1000
+) -> torch.Tensor:
+    """``log p_i(x)`` of members ``i = 0..K-1`` for each row: a ``(K, N)`` CPU tensor in the model's dtype.
+
+    ``masks=K`` takes the first K members of an ensemble (MADE's masks, DeepNADE's orderings);
+    ``None`` takes all of them. A single model has one member, ``K = 1``. Batches run on the
+    model's device.
+
+    >>> import ardens
+    >>> model = ardens.MADE(4, hidden=[8], num_masks=3)
+    >>> member_log_likelihoods(model, torch.ones(5, 4)).shape
+    torch.Size([3, 5])
+    """
+    ref = next(model.parameters())
+    if x.shape[-1] != model.n_inputs:
+        raise ValueError(f"data has {x.shape[-1]} dimensions; the model expects {model.n_inputs}")
+    k = _members(model, masks)
+    ensemble = ensemble_size(model) > 1
+    out = []
+    model.eval()
+    with reuse_freed_blocks(ref.device.type == "cpu"):
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size]
+            xb = (xb if isinstance(xb, torch.Tensor) else torch.as_tensor(np.asarray(xb))).to(ref.device, ref.dtype)
+            if ensemble:
+                lp = torch.stack([model.log_prob(xb, mask=i) for i in range(k)])
+            else:
+                lp = model.log_prob(xb).unsqueeze(0)
+            out.append(lp.cpu())
+    return torch.cat(out, dim=1)
+
+
+def _mixture(members: torch.Tensor) -> np.ndarray:
+    """Log-mean-exp over the members (rows) of a ``(K, N)`` tensor, as float64 NumPy."""
+    k = members.shape[0]
+    mixed = members[0] if k == 1 else members.logsumexp(0) - math.log(k)
+    return mixed.double().numpy()
+
+
 def log_likelihoods(
     model: AutoregressiveModel, x: np.ndarray | torch.Tensor, masks: int | None = None, batch_size: int = 1000
 ) -> np.ndarray:
@@ -57,26 +115,7 @@ def log_likelihoods(
     For an ensemble (MADE's masks, DeepNADE's orderings) with ``masks=K``: the mixture of
     members ``0..K-1``, ``logsumexp_i log p_i(x) - log K``; ``masks=None`` means all members.
     """
-    ref = next(model.parameters())
-    if x.shape[-1] != model.n_inputs:
-        raise ValueError(f"data has {x.shape[-1]} dimensions; the model expects {model.n_inputs}")
-    k = ensemble_size(model)
-    if masks is not None:
-        if isinstance(masks, bool) or not isinstance(masks, int) or not 1 <= masks <= k:
-            raise ValueError(f"masks: expected an integer in [1, {k}] for this model; got {masks!r}")
-        k = masks
-    out = []
-    model.eval()
-    with reuse_freed_blocks(ref.device.type == "cpu"):
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size]
-            xb = (xb if isinstance(xb, torch.Tensor) else torch.as_tensor(np.asarray(xb))).to(ref.device, ref.dtype)
-            if ensemble_size(model) > 1:
-                lp = torch.stack([model.log_prob(xb, mask=i) for i in range(k)]).logsumexp(0) - math.log(k)
-            else:
-                lp = model.log_prob(xb)
-            out.append(lp.double().cpu().numpy())
-    return np.concatenate(out)
+    return _mixture(member_log_likelihoods(model, x, masks, batch_size))
 
 
 def _summary(ll: np.ndarray) -> tuple[float, float]:
@@ -86,13 +125,17 @@ def _summary(ll: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate(model: AutoregressiveModel, x: np.ndarray, masks: int | None = None, batch_size: int = 1000) -> Evaluation:
-    """NLL statistics of ``model`` on the rows of ``x`` (see :class:`Evaluation`)."""
-    ll = log_likelihoods(model, x, masks, batch_size)
-    nll, se = _summary(ll)
-    k = masks or ensemble_size(model)
-    result = Evaluation(nll, se, nll / (model.n_inputs * math.log(2)), len(ll), model.n_inputs, k)
+    """NLL statistics of ``model`` on the rows of ``x`` (see :class:`Evaluation`).
+
+    One pass over the data: member 0's figure comes from the same member log-likelihoods as
+    the ensemble's.
+    """
+    members = member_log_likelihoods(model, x, masks, batch_size)
+    nll, se = _summary(_mixture(members))
+    k = members.shape[0]
+    result = Evaluation(nll, se, nll / (model.n_inputs * math.log(2)), members.shape[1], model.n_inputs, k)
     if ensemble_size(model) > 1:
-        result.single_mask_nll, result.single_mask_stderr = _summary(log_likelihoods(model, x, 1, batch_size))
+        result.single_mask_nll, result.single_mask_stderr = _summary(_mixture(members[:1]))
     return result
 
 
