@@ -6,10 +6,10 @@ page again on first touch. A MADE with 8000-unit layers allocates a 256 MB maske
 matrix per layer and its gradient at every training step: on our 2-core CPU about a third of
 the process's CPU time went to the kernel's page faults (720 million in its first 40
 minutes). Inside ``reuse_freed_blocks`` blocks up to 1 GiB come from the heap and the heap
-keeps its freed top, so the next step reuses the same memory. Values computed are unchanged (torch never relies
-on fresh memory being zero). On exit glibc's documented defaults are restored (the threshold
-then stays at 128 KiB instead of adapting) and ``malloc_trim`` is asked to hand free pages
-back to the system.
+keeps its freed top, so the next step reuses the same memory. Values computed are unchanged
+(torch never relies on fresh memory being zero). On exit glibc's documented defaults are
+restored (the threshold then stays at 128 KiB instead of adapting) and ``malloc_trim`` is
+asked to hand free pages back to the system.
 """
 
 from __future__ import annotations
