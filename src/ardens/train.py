@@ -321,10 +321,13 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], other: dict[str, Any]
 
 
 def _unflatten_entry(tensors: dict[str, torch.Tensor], entry: dict[str, Any]) -> Any:
+    # Copies, not the loaded tensors: those can sit at any 8-byte offset of the file's buffer,
+    # and BLAS reductions (L-BFGS's dot products) may round differently on such addresses than
+    # on the freshly allocated, 64-byte-aligned tensors of an uninterrupted run.
     if "tensor" in entry:
-        return tensors[entry["tensor"]]
+        return tensors[entry["tensor"]].clone()
     if "tensors" in entry:
-        return [None if name is None else tensors[name] for name in entry["tensors"]]
+        return [None if name is None else tensors[name].clone() for name in entry["tensors"]]
     return entry["value"]
 
 
