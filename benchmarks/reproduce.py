@@ -54,7 +54,7 @@ from ardens.baselines import IndependentBernoulli, MixtureOfBernoullis
 from ardens.data import load_dataset
 from ardens.evaluate import evaluate
 from ardens.serialization import atomic_write, atomic_write_text
-from ardens.train import ModelConfig, TrainConfig, TrainResult, build_model, fit, resume
+from ardens.train import ModelConfig, TrainConfig, TrainResult, build_model, fit, resolve_device, resume
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -65,14 +65,17 @@ NEURAL = ("nade", "made", "deepnade")  # kinds trained with fit(); the others ar
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
 
-def machine() -> dict[str, Any]:
+def machine(device: str = "cpu") -> dict[str, Any]:
     cpu = platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
 
 
 def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,17 +116,20 @@ def point_id(point: dict[str, Any]) -> str:
     return f"{readable}-{hashlib.sha1(defining.encode()).hexdigest()[:8]}"
 
 
-def train_point(point: dict[str, Any], data, run_dir: Path) -> TrainResult:
-    """Train (or resume) one grid point in ``run_dir``."""
+def train_point(point: dict[str, Any], data, run_dir: Path, device: str | None = None) -> TrainResult:
+    """Train (or resume) one grid point in ``run_dir``, on ``device`` where given (else the
+    config's, by default the CPU). The device is not part of the run's identity: a run started
+    on one device continues on another."""
     if (run_dir / "resume.safetensors").is_file():
-        result = resume(run_dir, data, epochs=point["train"].get("epochs"), progress=False, log=print)
+        result = resume(run_dir, data, epochs=point["train"].get("epochs"), device=device, progress=False, log=print)
     else:
         torch.manual_seed(point["train"].get("seed", 0))
         model = build_model(point["kind"], data.dim, ModelConfig(**point.get("model", {})))
+        train = dict(point.get("train", {}), **({"device": device} if device is not None else {}))
         result = fit(
             model,
             data,
-            TrainConfig(**point.get("train", {})),
+            TrainConfig(**train),
             run_dir,
             model_kind=point["kind"],
             progress=False,
@@ -132,17 +138,21 @@ def train_point(point: dict[str, Any], data, run_dir: Path) -> TrainResult:
     return result
 
 
-def run_neural(config: dict[str, Any], data, runs: Path, test: bool = True) -> dict[str, Any]:
+def run_neural(
+    config: dict[str, Any], data, runs: Path, test: bool = True, device: str | None = None
+) -> dict[str, Any]:
     """Train every point; choose the one whose best checkpoint has the lowest validation NLL,
     measured as the test will be (a K-mask MADE stops early on an ensemble of its first
     members, ``train.valid_masks``, but is scored and chosen as the ensemble of all K).
-    With ``test=False``, stop there: the validation NLL of every point, and no test."""
+    With ``test=False``, stop there: the validation NLL of every point, and no test. Training
+    and evaluation run on ``device`` where given, else on the CPU."""
+    where = device or "cpu"
     scores, seconds, best = {}, 0.0, None
     for point in grid_points(config):
         pid = point_id(point)
         print(f"-- {config['dataset']} {config['row']} [{pid}]", flush=True)
-        result = train_point(point, data, runs / pid)
-        valid = evaluate(ardens.load(runs / pid / "best.safetensors"), data.valid)
+        result = train_point(point, data, runs / pid, device)
+        valid = evaluate(ardens.load(runs / pid / "best.safetensors", map_location=where), data.valid)
         scores[pid], seconds = valid.nll, seconds + result.seconds
         if best is None or valid.nll < best[3].nll:
             best = (pid, point, result, valid)
@@ -151,7 +161,7 @@ def run_neural(config: dict[str, Any], data, runs: Path, test: bool = True) -> d
         return {"grid_valid_nll": scores, "chosen": best[1]["point"]}
     pid, point, result, valid = best
     checkpoint = runs / pid / "best.safetensors"
-    model = ardens.load(checkpoint)
+    model = ardens.load(checkpoint, map_location=where)
     test = evaluate(model, data.test)
     return {
         "chosen": point["point"],
@@ -197,21 +207,25 @@ def run_baseline(config: dict[str, Any], data) -> dict[str, Any]:
     }
 
 
-def run_row(table: str, path: Path, data_dir: str | None, test: bool = True) -> dict[str, Any] | None:
+def run_row(
+    table: str, path: Path, data_dir: str | None, test: bool = True, device: str | None = None
+) -> dict[str, Any] | None:
     """Train, choose and test one row, and write its results. With ``test=False`` (neural
     rows only), train the points (in ``runs/``) and report their validation NLL: no test, and no
-    results, model card or table written."""
+    results, model card or table written. ``device`` (``cpu``, ``cuda``, ...) is where neural
+    rows train and are evaluated; the baselines always run on the CPU."""
     config = json.loads(path.read_text())
+    device = None if device is None else str(resolve_device(device))  # "auto" -> cuda or cpu; refuses unknown names
     data = load_dataset(config["dataset"], data_dir=data_dir)
     row_id = path.stem
     if not test:
         if config["kind"] not in NEURAL:
             sys.exit(f"reproduce: --validation-only is for trained rows; {path.name} is a {config['kind']} baseline")
-        scores = run_neural(config, data, RUNS / table / row_id, test=False)
+        scores = run_neural(config, data, RUNS / table / row_id, test=False, device=device)
         print(f"== {config['dataset']} {config['row']}: validation only, would choose {scores['chosen']}", flush=True)
         return None
     if config["kind"] in NEURAL:
-        result = run_neural(config, data, RUNS / table / row_id)
+        result = run_neural(config, data, RUNS / table / row_id, device=device)
         publish(table, row_id, config, result)
     else:
         result = run_baseline(config, data)
@@ -221,8 +235,9 @@ def run_row(table: str, path: Path, data_dir: str | None, test: bool = True) -> 
         published=config.get("published"),
         source=config.get("source", ""),
         config_file=str(path.relative_to(ROOT)),
-        machine=machine(),
-        command=f".venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}",
+        machine=machine(device if config["kind"] in NEURAL and device else "cpu"),
+        command=f".venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}"
+        + (f" --device {device}" if device else ""),
     )
     atomic_write_text(RESULTS / table / f"{row_id}.json", json.dumps(result, indent=1) + "\n")
     print(
@@ -252,6 +267,7 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
             f" committed; the command above trains them again into `{result['checkpoint']}`"
         )
     masks = f" (ensemble of {result['masks_averaged']} masks)" if result["masks_averaged"] > 1 else ""
+    published = "no published value cited" if config.get("published") is None else f"published: {config['published']}"
     card = f"""# {config["row"]} on {config["dataset"]}
 
 - data: `{config["dataset"]}` (ardens named set; train/valid/test as in the papers)
@@ -259,7 +275,7 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
 - training: `{json.dumps(result["train"])}`; best epoch {result["best_epoch"]} of {result["epochs_run"]}
 - chosen on validation from: `{json.dumps(result["grid_valid_nll"])}`
 - validation NLL: {result["valid_nll"]:.4f} nats
-- test NLL{masks}: {result["test_nll"]:.4f} ± {result["test_stderr"]:.4f} nats (published: {config.get("published")})
+- test NLL{masks}: {result["test_nll"]:.4f} ± {result["test_stderr"]:.4f} nats ({published})
 - command: `.venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}`
 - check: {check}
 """
@@ -320,10 +336,15 @@ def write_markdown(table: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("table", help="a folder of benchmarks/configs: uci, mnist")
+    parser.add_argument("table", help="a folder of benchmarks/configs: uci, mnist, caltech")
     parser.add_argument("--rows", default="*", help="glob over row ids (config file names without .json)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="where neural rows train and are evaluated: cpu (default), cuda, auto, ...; not part of a run's id",
+    )
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument(
         "--validation-only",
@@ -333,12 +354,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device:
+        try:
+            resolve_device(args.device)
+        except ValueError as err:
+            sys.exit(f"reproduce: {err}")
     paths = sorted(p for p in (CONFIGS / args.table).glob("*.json") if fnmatch.fnmatch(p.stem, args.rows))
     if not args.render_only:
         if not paths:
             sys.exit(f"reproduce: no config matches {args.table}/{args.rows}")
         for path in paths:
-            run_row(args.table, path, args.data_dir, test=not args.validation_only)
+            run_row(args.table, path, args.data_dir, test=not args.validation_only, device=args.device)
         if args.validation_only:
             return
     write_markdown(args.table)

@@ -30,8 +30,8 @@ def _reproduce():
 reproduce = _reproduce()
 
 
-def test_there_are_configs_for_both_tables():
-    assert {p.parent.name for p in CONFIGS} == {"mnist", "uci"}
+def test_there_are_configs_for_every_table():
+    assert {p.parent.name for p in CONFIGS} == {"caltech", "mnist", "uci"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -70,12 +70,14 @@ class _TestSplitGuard:
         return getattr(self._data, name)
 
 
-def test_validation_only_trains_every_point_and_never_reads_the_test_split(tmp_path, monkeypatch, capsys):
+def _tiny_row(tmp_path, monkeypatch, epochs: int, wrap=lambda data: data):
+    """A two-candidate MADE row on 200 digits, its runs and results under ``tmp_path``; the
+    data as ``wrap`` returns it. Returns the config file."""
     from ardens.data import load_digits
 
     digits = load_digits()
     small = type(digits)("digits", digits.train[:200], digits.valid[:100], digits.test[:100], (8, 8))
-    monkeypatch.setattr(reproduce, "load_dataset", lambda *a, **k: _TestSplitGuard(small))
+    monkeypatch.setattr(reproduce, "load_dataset", lambda *a, **k: wrap(small))
     monkeypatch.setattr(reproduce, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(reproduce, "RESULTS", tmp_path / "results")
     config = {
@@ -83,11 +85,16 @@ def test_validation_only_trains_every_point_and_never_reads_the_test_split(tmp_p
         "row": "tiny MADE",
         "kind": "made",
         "model": {"hidden": [8]},
-        "train": {"epochs": 2, "batch_size": 100},
+        "train": {"epochs": epochs, "batch_size": 100},
         "points": [{"train.lr": 0.01}, {"train.lr": 0.001}],
     }
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(config))
+    return path
+
+
+def test_validation_only_trains_every_point_and_never_reads_the_test_split(tmp_path, monkeypatch, capsys):
+    path = _tiny_row(tmp_path, monkeypatch, epochs=2, wrap=_TestSplitGuard)
     assert reproduce.run_row("t", path, None, test=False) is None
     runs = sorted((tmp_path / "runs" / "t" / "tiny").iterdir())
     assert [r.name.split("-")[0] for r in runs] == ["lr=0.001", "lr=0.01"]
@@ -96,3 +103,33 @@ def test_validation_only_trains_every_point_and_never_reads_the_test_split(tmp_p
     assert "validation only, would choose" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="test split was read"):  # the guard can fail
         reproduce.run_row("t", path, None, test=True)
+
+
+def test_device_reaches_training_and_evaluation_and_is_not_part_of_a_run(tmp_path, monkeypatch):
+    path = _tiny_row(tmp_path, monkeypatch, epochs=1)
+    seen = {"fit": [], "resume": [], "load": []}
+    real_fit, real_resume, real_load = reproduce.fit, reproduce.resume, reproduce.ardens.load
+
+    def fit(model, data, config, *args, **kwargs):
+        seen["fit"].append(config.device)
+        return real_fit(model, data, config, *args, **kwargs)
+
+    def resume(run_dir, data, **kwargs):
+        seen["resume"].append(kwargs.get("device"))
+        return real_resume(run_dir, data, **kwargs)
+
+    def load(path, map_location="cpu"):
+        seen["load"].append(str(map_location))
+        return real_load(path, map_location=map_location)
+
+    monkeypatch.setattr(reproduce, "fit", fit)
+    monkeypatch.setattr(reproduce, "resume", resume)
+    monkeypatch.setattr(reproduce.ardens, "load", load)
+    reproduce.run_row("t", path, None, test=False, device="cpu")
+    runs = sorted(p.name for p in (tmp_path / "runs" / "t" / "tiny").iterdir())
+    assert seen["fit"] == ["cpu", "cpu"] and seen["load"] == ["cpu", "cpu"]
+    with pytest.raises(ValueError, match="device"):  # an unknown device is refused, not ignored
+        reproduce.run_row("t", path, None, test=False, device="no-such-device")
+    reproduce.run_row("t", path, None, test=False)  # no device given: the same runs, resumed
+    assert sorted(p.name for p in (tmp_path / "runs" / "t" / "tiny").iterdir()) == runs
+    assert seen["fit"] == ["cpu", "cpu"] and seen["resume"][-2:] == [None, None]
