@@ -133,3 +133,5 @@ def test_device_reaches_training_and_evaluation_and_is_not_part_of_a_run(tmp_pat
     reproduce.run_row("t", path, None, test=False)  # no device given: the same runs, resumed
     assert sorted(p.name for p in (tmp_path / "runs" / "t" / "tiny").iterdir()) == runs
     assert seen["fit"] == ["cpu", "cpu"] and seen["resume"][-2:] == [None, None]
+    reproduce.run_row("t", path, None, test=False, device="cpu")  # given: it reaches the resumed runs
+    assert seen["resume"][-2:] == ["cpu", "cpu"] and seen["load"][-2:] == ["cpu", "cpu"]
