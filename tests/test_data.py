@@ -82,11 +82,19 @@ def test_user_single_array_formats_agree(tmp_path):
 
 
 BAD_CASES = {
-    "values": (lambda p: np.save(p, np.array([[0, 1], [2, 0], [1, 1]])), "x.npy", "expected 0/1 values; got 2"),
-    "nan": (lambda p: np.save(p, np.array([[0, 1], [np.nan, 0], [1, 1]])), "x.npy", "expected 0/1 values; got nan"),
+    "nan": (
+        lambda p: np.save(p, np.array([[0, 1], [np.nan, 0], [1, 1]])),
+        "x.npy",
+        r"missing value at row 1, column 0; missing values are not supported",
+    ),
     "ragged": (lambda p: p.write_text("0 1 1\n1 0\n0 0 0\n"), "x.txt", "line 2 has 2 values"),
-    "text-token": (lambda p: p.write_text("0,1\n1,a\n0,0\n"), "x.csv", "line 2: expected 0/1 values; got 'a'"),
-    "text-value": (lambda p: p.write_text("0 1\n1 0.5\n0 0\n"), "x.amat", "got '0.5'"),
+    "text-token": (
+        lambda p: p.write_text("0,1\n1,a\n0,0\n"),
+        "x.csv",
+        "text 'a' in a numeric column at row 2, column 1",
+    ),
+    "inf": (lambda p: np.save(p, np.array([[0.5, 1], [np.inf, 0], [1, 1]])), "x.npy", "infinite value inf at row 1"),
+    "strings": (lambda p: np.save(p, np.array([["a", "b"]] * 3)), "x.npy", "expected a numeric array"),
     "empty-text": (lambda p: p.write_text("\n\n"), "x.txt", "empty"),
     "empty-split": (
         lambda p: np.savez(p, train=np.zeros((3, 2)), valid=np.zeros((0, 2)), test=np.zeros((2, 2))),
@@ -108,6 +116,18 @@ BAD_CASES = {
     "binary-text": (lambda p: p.write_bytes(b"\xff\xfe\x00 1"), "x.txt", "undecodable"),
     "suffix": (lambda p: p.write_text("0 1"), "x.json", "unknown file type"),
 }
+
+
+def test_non_binary_arrays_load_typed_and_a_binary_override_refuses_them(tmp_path):
+    # formerly refused as "expected 0/1 values"; now typed: codes 0..2 are categorical:3, 0.5 makes a column real
+    np.save(tmp_path / "x.npy", np.array([[0, 1], [2, 0], [1, 1]] * 4))
+    d = load_dataset(tmp_path / "x.npy")
+    assert d.columns == ("categorical:3", "binary") and d.train.dtype == np.float64
+    with pytest.raises(DataError, match=r"x.npy: value 2 in a column declared binary \(0/1\) at row 1, column 0$"):
+        load_dataset(tmp_path / "x.npy", columns="*=binary")
+    (tmp_path / "x.amat").write_text("0 1\n1 0.5\n0 0\n" * 4)
+    d = load_dataset(tmp_path / "x.amat")
+    assert d.columns == ("binary", "real:10") and d.dim == 2
 
 
 def _truncate(path: Path) -> None:
@@ -160,6 +180,15 @@ def test_named_set_with_wrong_contents_is_rejected(tmp_path):
 def test_array_checksum_is_of_the_uint8_bytes():
     x = np.array([[0, 1], [1, 0]])
     assert array_checksum(x) == array_checksum(x.astype(np.uint8)) == array_checksum(np.asfortranarray(x))
+
+
+def test_array_checksum_of_float_arrays_is_of_the_float64_bytes():
+    import hashlib
+
+    x = np.array([[0.5, 1.0], [2.0, 0.0]])
+    expected = hashlib.sha256(x.astype(np.float64).tobytes()).hexdigest()[:16]
+    assert array_checksum(x) == array_checksum(x.astype(np.float32)) == expected
+    assert array_checksum(x) != array_checksum(np.array([[0.5, 1.0], [2.0, 1.0]]))
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared benchmark data not found at {SHARED} (set ARDENS_DATA)")

@@ -68,7 +68,7 @@ if AVAILABLE:
 
 
 def sample_member(model, u: torch.Tensor, i: int) -> torch.Tensor:
-    """Samples ``(B, n)`` of member ``i`` of ``model`` (a MADE whose masks are set to ``i``)."""
+    """Samples ``(B, n)`` of member ``i`` of ``model`` (an all-binary MADE)."""
     order, mats, biases, ends, direct = _prepared(model, i)
     uo = np.ascontiguousarray(u[:, torch.as_tensor(order)].numpy())
     xo = np.empty_like(uo)
@@ -80,32 +80,27 @@ def sample_member(model, u: torch.Tensor, i: int) -> torch.Tensor:
 
 
 def _prepared(model, i: int) -> tuple:
-    """Member ``i``'s masked weights with units sorted by degree, cached until a parameter
-    changes (tracked by the tensors' identity and in-place version counters), so that drawing
-    a few samples does not copy every weight matrix each time."""
-    key = (i, tuple((t.data_ptr(), t._version) for t in [*model.parameters(), model.degrees]))
-    cache = model.__dict__.get("_cpu_sampler_cache")
-    if cache is not None and cache[0] == key:
-        return cache[1]
+    """Member ``i``'s masked weights with units sorted by degree. Built anew at every call:
+    that costs one pass over the weights, small next to drawing a batch, and can never serve
+    weights that changed since (an edit through ``.data`` leaves no trace to key a cache on)."""
     n = model.n_inputs
     degrees = model.member_degrees(i)
+    masks = model.member_masks(i)
     order = np.argsort(degrees[0], kind="stable")
     perms = [np.argsort(d, kind="stable") for d in degrees[1:]]
     rows = [order, *perms]  # units feeding each matrix, sorted by degree
     cols = [*perms, order]  # units fed, sorted by degree (outputs in generation order)
     with torch.no_grad():
         mats = tuple(
-            np.ascontiguousarray(layer.masked_weight().numpy()[np.ix_(c, r)].T)
-            for layer, r, c in zip(model.layers, rows, cols)
+            np.ascontiguousarray(layer.masked_weight(mask).numpy()[np.ix_(c, r)].T)
+            for layer, mask, r, c in zip(model.layers, masks, rows, cols)
         )
         biases = tuple(np.ascontiguousarray(layer.bias.numpy()[c]) for layer, c in zip(model.layers, cols))
         if model.direct_layer is not None:
-            direct = np.ascontiguousarray(model.direct_layer.masked_weight().numpy()[np.ix_(order, order)].T)
+            direct = np.ascontiguousarray(model.direct_layer.masked_weight(masks[-1]).numpy()[np.ix_(order, order)].T)
         else:
             direct = np.zeros((0, 0), dtype=mats[0].dtype)
     ends = np.array(
         [np.searchsorted(d[p], np.arange(n + 1), side="right") for d, p in zip(degrees[1:], perms)], dtype=np.int64
     ).reshape(len(perms), n + 1)
-    prepared = (order, mats, biases, ends, direct)
-    model.__dict__["_cpu_sampler_cache"] = (key, prepared)
-    return prepared
+    return order, mats, biases, ends, direct

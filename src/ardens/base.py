@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import as_binary, check_positive_int
+from ._checks import check_positive_int
+from .heads import DEFAULT_MIN_SCALE, Columns
 
 __all__ = [
     "AutoregressiveModel",
+    "resolve_columns",
     "bernoulli_log_prob",
     "ensemble_size",
     "check_member",
@@ -41,10 +43,36 @@ def activation_fn(name: str):
     raise ValueError(f"activation: expected one of {ACTIVATIONS}; got {name!r}")
 
 
+def resolve_columns(n_inputs: int | None, columns: Any, min_scale: float | None = None) -> Columns:
+    """The model's :class:`~ardens.heads.Columns`: ``columns`` (a list of column specs), or
+    ``n_inputs`` binary columns; both given must agree."""
+    if columns is None:
+        if n_inputs is None:
+            raise ValueError("n_inputs: expected a positive integer (or pass columns=...)")
+        return Columns(["binary"] * check_positive_int("n_inputs", n_inputs))
+    if isinstance(columns, Columns):
+        columns = columns.specs()
+    if isinstance(columns, str):
+        columns = [columns] * check_positive_int("n_inputs", n_inputs) if n_inputs is not None else [columns]
+    cols = Columns(list(columns), **({} if min_scale is None else {"min_scale": min_scale}))
+    if n_inputs is not None and check_positive_int("n_inputs", n_inputs) != cols.n:
+        raise ValueError(f"n_inputs: {n_inputs} does not match the {cols.n} columns given")
+    return cols
+
+
 class AutoregressiveModel(nn.Module):
-    """Base class: a distribution over ``{0,1}^n`` with exact ``log_prob`` and ``sample``."""
+    """Base class: a distribution over rows of typed columns (binary, categorical, real)
+    with exact ``log_prob`` and ``sample``.
+
+    Every model holds ``columns`` (:class:`~ardens.heads.Columns`), and one network that
+    maps encoded inputs to a block of parameters per column (``param_width`` in all).
+    ``forward(x)`` is ``log_prob(x)``; ``forward(x, training_step=s, generator=g)`` is the
+    model's per-row training loss (:meth:`training_loss`), so that training, DDP and the
+    estimator call every model the same way.
+    """
 
     n_inputs: int
+    columns: Columns
     member_name = "mask"  # what one member of an ensemble of this model is called
 
     def _reference(self) -> torch.Tensor:
@@ -57,7 +85,38 @@ class AutoregressiveModel(nn.Module):
     def check_input(self, x: Any) -> torch.Tensor:
         """``x`` validated and converted to this model's dtype and device, flattened to 2-D."""
         ref = self._reference()
-        return as_binary(x, self.n_inputs, dtype=ref.dtype, device=ref.device)
+        return self.columns.check(x, dtype=ref.dtype, device=ref.device)
+
+    def columns_config(self) -> dict[str, Any]:
+        """``{"columns": [...]}`` for models that are not all-binary (binary configs stay as they were)."""
+        if self.columns.all_binary:
+            return {}
+        out: dict[str, Any] = {"columns": self.columns.specs()}
+        if self.columns.min_scale != DEFAULT_MIN_SCALE:
+            out["min_scale"] = self.columns.min_scale
+        return out
+
+    def output_bias(self) -> torch.Tensor:
+        """The bias of the output layer, ``(param_width,)``: where :meth:`init_from_data` writes."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def init_from_data(self, train: Any) -> None:
+        """Standardize the real columns with the training mean and population standard
+        deviation, and start every head at its column's training marginal (output biases)."""
+        data = np.asarray(train, dtype=np.float64)
+        if data.ndim != 2 or data.shape[1] != self.n_inputs:
+            raise ValueError(f"train: expected shape (rows, {self.n_inputs}); got {data.shape}")
+        self.columns.fit_standardization(data)
+        bias = self.output_bias()
+        bias.copy_(self.columns.initial_params(data).to(bias))
+
+    def training_loss(self, x: Any, step: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The per-row loss that training minimizes, through :meth:`forward` (so DDP sees it)."""
+        return self(x, training_step=step, generator=generator)
+
+    def _training_loss(self, x: torch.Tensor, step: int, generator: torch.Generator | None) -> torch.Tensor:
+        return -self.log_prob(x)
 
     def config(self) -> dict[str, Any]:
         """The constructor's keyword arguments, as JSON-serializable values."""
@@ -69,9 +128,14 @@ class AutoregressiveModel(nn.Module):
     def sample(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: Any) -> torch.Tensor:
-        """Same as :meth:`log_prob`."""
-        return self.log_prob(x)
+    def forward(
+        self, x: Any, *, training_step: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """:meth:`log_prob`, or with ``training_step`` the per-row training loss (NADE:
+        ``-log p``; MADE: member ``step % K``'s ``-log p``; DeepNADE: the order-agnostic loss)."""
+        if training_step is None:
+            return self.log_prob(x)
+        return self._training_loss(x, int(training_step), generator)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config().items() if not isinstance(v, list) or len(v) < 8)
@@ -88,13 +152,17 @@ def flat_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
     return x.reshape(-1, x.shape[-1]), x.shape[:-1]
 
 
-def uniforms(num: int, n: int, *, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """``(num, n)`` uniforms on ``like``'s device and dtype: the randomness of sampling.
+def uniforms(
+    num: int, n: int, *, like: torch.Tensor, generator: torch.Generator | None, per_column: int = 1
+) -> torch.Tensor:
+    """``(num, n)`` uniforms (``(num, n, per_column)`` where a column needs more than one) on
+    ``like``'s device and dtype: the randomness of sampling.
 
     Drawing them up front makes samples a deterministic function of the generator, so
     that different sampling algorithms can be compared sample for sample.
     """
-    return torch.rand(num, n, generator=generator, device=like.device, dtype=like.dtype)
+    shape = (num, n) if per_column == 1 else (num, n, per_column)
+    return torch.rand(*shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
 def check_member(i: Any, k: int) -> int:
@@ -113,6 +181,7 @@ def sample_ensemble(
     n: int,
     generator: torch.Generator | None,
     draw: Callable[[torch.Tensor, int], torch.Tensor],
+    per_column: int = 1,
 ) -> torch.Tensor:
     """``num`` samples of a ``k``-member ensemble: each from member ``mask``, or from a member
     chosen uniformly per sample (that samples the mixture). ``draw(u, i)`` turns the
@@ -122,8 +191,8 @@ def sample_ensemble(
         members = torch.full((num,), check_member(mask, k), dtype=torch.long)
     else:
         members = torch.randint(k, (num,), generator=generator, device=like.device).cpu()
-    u = uniforms(num, n, like=like, generator=generator)
-    x = torch.zeros_like(u)
+    u = uniforms(num, n, like=like, generator=generator, per_column=per_column)
+    x = torch.zeros(num, n, dtype=u.dtype, device=u.device)
     for i in members.unique().tolist():
         rows = (members == i).nonzero().flatten().to(like.device)
         x[rows] = draw(u[rows], i)

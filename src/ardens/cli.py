@@ -61,9 +61,13 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
         "--data",
         required=required,
         metavar="NAME_OR_PATH",
-        help="'digits' (embedded), a named set (binarized_mnist, dna, ...), or a .npz/.npy/.amat/.txt/.csv file",
+        help="'digits' (embedded), a named set (binarized_mnist, dna, red_wine, ...), or a"
+        " .csv/.tsv/.txt/.amat/.npz/.npy file",
     )
     p.add_argument("--data-dir", metavar="DIR", help="where named sets are looked up first (then $ARDENS_DATA, cache)")
+    p.add_argument(
+        "--fold", type=_positive_int, help="red_wine, white_wine, parkinsons: which of the 10 folds (1..10; default 1)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +131,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--valid-every", type=_positive_int, default=1, help="validate after every N epochs (default: every epoch)"
     )
+    p.add_argument(
+        "--columns",
+        metavar="SPEC",
+        help="column types, inferred by default: one KIND per column (real,real,categorical:3) or KEY=KIND"
+        " overrides (KEY a header name, a 0-based index or *; KIND binary, categorical[:K], real[:C])",
+    )
+    p.add_argument(
+        "--one-hot-groups",
+        choices=("auto",),
+        help="model runs of at-most-one-hot binary columns as categorical columns (found on the training split)",
+    )
+    p.add_argument(
+        "--first-hidden",
+        choices=("bias", "learned"),
+        default="bias",
+        help="NADE: h_1 = act(b) (the paper) or a learned parameter (the lecture's NADE)",
+    )
+    p.add_argument(
+        "--min-scale",
+        type=_non_negative_float,
+        help="real columns: floor of each mixture component's standard deviation, in standardized units (default 1e-3)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars; one log line per epoch")
@@ -142,10 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("sample", help="draw samples to a .npy (and a PNG grid for images)")
+    p = sub.add_parser("sample", help="draw samples to a .npy or .csv (and a PNG grid for images)")
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
     p.add_argument("-n", "--num", type=_positive_int, default=64)
-    p.add_argument("--out", required=True, metavar="FILE.npy")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.npy|FILE.csv",
+        help=".csv: a header of column names, integers for discrete columns, category labels kept",
+    )
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
@@ -186,7 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         spec = args.data or state["data"]["source"] or state["data"]["name"]
         if state["data"]["name"] == "digits" and not args.data:
             spec = "digits"
-        data = load_dataset(spec, args.data_dir)
+        data = _load_for(spec, args, state["data"])
         result = resume(
             args.resume,
             data,
@@ -227,7 +258,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .train import resolve_device
 
         resolve_device(args.device)  # fail before loading data
-        data = load_dataset(args.data, args.data_dir, seed=args.seed)
+        data = load_dataset(
+            args.data,
+            args.data_dir,
+            seed=args.seed,
+            fold=args.fold,
+            columns=args.columns,
+            one_hot_groups=args.one_hot_groups,
+        )
+        if args.model != "nade" and args.first_hidden != "bias":
+            raise UserError("--first-hidden: only for --model nade")
+        _log(f"columns: {describe_columns(data)}")
         import torch
 
         torch.manual_seed(args.seed)
@@ -235,6 +276,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.model,
             data.dim,
             ModelConfig(
+                first_hidden=args.first_hidden,
+                min_scale=args.min_scale,
                 hidden=args.hidden if args.hidden is not None else [500],
                 activation=args.activation,
                 ordering=args.ordering,
@@ -243,6 +286,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 dropout=args.dropout,
             ),
+            columns=data.column_specs,
         )
         _log(f"training {args.model.upper()} ({sum(p.numel() for p in model.parameters())} parameters) on {data.name}")
         result = fit(model, data, config, args.out, model_kind=args.model, progress=not args.quiet, log=_log)
@@ -254,8 +298,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_columns(data) -> str:
+    """The column types of ``data``, run-length encoded, with names where there are few columns."""
+    specs = data.column_specs
+    names = data.column_names
+    if names and len(specs) <= 16:
+        return ", ".join(f"{name}={spec}" for name, spec in zip(names, specs))
+    runs: list[list] = []
+    for spec in specs:
+        if runs and runs[-1][0] == spec:
+            runs[-1][1] += 1
+        else:
+            runs.append([spec, 1])
+    return ", ".join(spec if k == 1 else f"{k} x {spec}" for spec, k in runs)
+
+
+def _load_for(spec: str, args: argparse.Namespace, meta: dict):
+    """The data a trained model reads: its fold, column types and one-hot groups from ``meta``
+    (a checkpoint header or a run's data record), unless the command line says otherwise."""
+    from .data import align_to_model, load_dataset
+
+    fold = getattr(args, "fold", None) or meta.get("fold")
+    groups = meta.get("one_hot_groups")
+    columns = meta.get("columns")
+    if groups:  # the stored types are those of the regrouped table; the file is binary
+        columns = None
+    data = load_dataset(spec, args.data_dir, fold=fold, columns=columns, one_hot_groups=groups)
+    return align_to_model(data, meta)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import load_dataset
     from .evaluate import evaluate, load_checkpoint
     from .train import resolve_device
 
@@ -263,9 +335,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     spec = args.data or meta.get("data_source") or meta.get("data")
     if meta.get("data") == "digits" and not args.data:
         spec = "digits"
+    if args.data and meta.get("data") == args.data:
+        spec = args.data
     if not spec:
         raise UserError("--data: required (the checkpoint does not say which data it was trained on)")
-    data = load_dataset(spec, args.data_dir)
+    data = _load_for(spec, args, meta)
     x = data.split(args.split)
     if x.shape[1] != model.n_inputs:
         raise UserError(
@@ -280,8 +354,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     kind = type(model).__name__
     member = model.member_name
     label = f"{kind}, ensemble of {report.masks} {member}s" if report.masks > 1 else kind
-    print(f"{data.name} {args.split}: {report.n_examples} examples, {report.dim} dimensions")
-    print(f"{label}: NLL {report.nll:.4f} ± {report.stderr:.4f} nats, {report.bits_per_dim:.4f} bits/dim")
+    fold = f" (fold {data.fold})" if data.fold is not None else ""
+    print(f"{data.name}{fold} {args.split}: {report.n_examples} examples, {report.dim} columns")
+    bits = f", {report.bits_per_dim:.4f} bits/dim" if report.bits_per_dim is not None else ""
+    print(f"{label}: NLL {report.nll:.4f} ± {report.stderr:.4f} nats{bits}")
+    if report.standardized_log_likelihood is not None:
+        print(
+            f"mean log-likelihood in the standardized space of the training split: "
+            f"{report.standardized_log_likelihood:.4f} nats (the RNADE papers' scale)"
+        )
     if report.single_mask_nll is not None:
         print(f"{kind}, {member} 0 alone: NLL {report.single_mask_nll:.4f} ± {report.single_mask_stderr:.4f} nats")
     return 0
@@ -296,8 +377,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .train import resolve_device
 
     out = Path(args.out)
-    if out.suffix != ".npy":
-        raise UserError(f"{out}: --out must end in .npy")
+    if out.suffix.lower() not in (".npy", ".csv"):
+        raise UserError(f"{out}: --out must end in .npy or .csv")
     png = out.with_suffix(".png")
     if not args.force:
         for path in (out, png):
@@ -305,18 +386,54 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 raise UserError(f"{path}: exists; choose another --out or pass --force")
     model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
     x = draw_samples(model, args.num, seed=args.seed)
+    if meta.get("one_hot_groups"):  # back to the binary file's columns
+        from .tables import ungroup
 
-    def write_npy(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a name
-            np.save(f, x)
+        x = ungroup(x.astype(np.float64), meta["one_hot_groups"], int(meta["one_hot_groups_width"]))
+    if out.suffix.lower() == ".csv":
+        atomic_write(out, lambda tmp: Path(tmp).write_text(samples_csv(x, model, meta)))
+    else:
 
-    atomic_write(out, write_npy)
-    print(f"wrote {len(x)} samples of {x.shape[1]} dimensions to {out}")
+        def write_npy(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a name
+                np.save(f, x)
+
+        atomic_write(out, write_npy)
+    print(f"wrote {len(x)} samples of {x.shape[1]} columns to {out}")
     shape = meta.get("image_shape")
     if shape and shape[0] * shape[1] == x.shape[1]:
         save_sample_grid(x, shape, png, order=meta.get("image_order", "C"))
         print(f"wrote a {shape[0]}x{shape[1]} image grid to {png}")
     return 0
+
+
+def samples_csv(x, model, meta: dict) -> str:
+    """Samples as CSV text: the training file's column names as header (``x0, x1, ...`` if it
+    had none), integers for discrete columns, the original labels for labelled categories."""
+    import numpy as np
+
+    n = x.shape[1]
+    names = meta.get("column_names") or [f"x{j}" for j in range(n)]
+    if len(names) != n:
+        names = [f"x{j}" for j in range(n)]
+    labels = {int(k): v for k, v in (meta.get("categories") or {}).items()}
+    specs = model.columns.specs() if n == model.n_inputs else ["binary"] * n
+    lines = [",".join(_csv_cell(str(v)) for v in names)]
+    for row in np.asarray(x):
+        cells = []
+        for j, v in enumerate(row):
+            if j in labels:
+                cells.append(_csv_cell(labels[j][int(v)]))
+            elif specs[j].startswith("real"):
+                cells.append(repr(float(v)))
+            else:
+                cells.append(str(int(v)))
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _csv_cell(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -1,21 +1,35 @@
-"""Binary data sets: the embedded digits, named benchmark sets, and a user's own files.
+"""Data sets: the embedded digits, named benchmark sets, and a user's own files.
 
-Every loader returns a :class:`Dataset` of three ``uint8`` 0/1 matrices (``train``,
-``valid``, ``test``, one example per row) or raises :class:`DataError` with one line
-naming the file and the problem.
+Every loader returns a :class:`Dataset` of three matrices (``train``, ``valid``, ``test``,
+one example per row) or raises :class:`DataError` with one line naming the file and the
+problem (and the row and column, where there is one).
 
 - ``"digits"``: the 8x8 handwritten digits packaged with ardens (no download), see
   :func:`load_digits`.
-- Named benchmark sets (:data:`NAMED_SETS`): ``<name>.npz`` looked up in ``data_dir``,
+- Named binary benchmark sets (:data:`NAMED_SETS`): ``<name>.npz`` looked up in ``data_dir``,
   then ``$ARDENS_DATA``, then the user cache (``$XDG_CACHE_HOME/ardens`` or
   ``~/.cache/ardens``); shapes and array checksums are verified on load.
-- A path: ``.npz`` (arrays ``train``/``valid``/``test``, or one array), ``.npy`` (one
-  array), or 0/1 text (``.amat``, ``.txt``, ``.csv``: whitespace- or comma-separated).
-  A single array is split by :func:`split_rows` (seeded shuffle, 80/10/10).
+- Named real-valued sets (:data:`REAL_SETS`: ``red_wine``, ``white_wine``, ``parkinsons``):
+  ``real/<file>.npz`` in the same directories, in 10 folds (``fold=1..10``), see
+  :func:`load_real`.
+- A path: ``.npz`` (arrays ``train``/``valid``/``test``, or one array, optionally with a
+  ``columns`` array of names), ``.npy`` (one array), or a text table (``.csv``, ``.tsv``,
+  ``.txt``, ``.amat``, ``.data``; see :mod:`ardens.tables`). A single array is split by
+  :func:`split_rows` (seeded shuffle, 80/10/10).
+
+Binary data (every column 0/1) is held as ``uint8`` with ``columns=None``, exactly as
+before; pure 0/1 text keeps its fast parser (:func:`parse_binary_text`). Any other data is
+``float64`` with one column spec per column in ``columns`` (``binary`` 0/1, ``categorical:K``
+codes ``0..K-1``, ``real:C``); the types are inferred on the whole file before splitting
+and can be overridden (``columns=``, the ``--columns`` grammar of
+:func:`ardens.tables.parse_columns_spec`). Binary data can be regrouped into categorical
+columns by one-hot groups (``one_hot_groups=``, :func:`ardens.tables.find_one_hot_groups`).
 
 >>> data = load_dataset("digits")
 >>> data.train.shape, data.valid.shape, data.test.shape, data.image_shape
 ((1197, 64), (300, 64), (300, 64), (8, 8))
+>>> data.columns is None and data.column_specs[:2] == ["binary", "binary"]
+True
 """
 
 from __future__ import annotations
@@ -24,7 +38,8 @@ import hashlib
 import io
 import os
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -35,22 +50,29 @@ __all__ = [
     "Dataset",
     "SetInfo",
     "NAMED_SETS",
+    "REAL_SETS",
+    "RealSetInfo",
+    "N_FOLDS",
     "DIGITS_CHECKSUMS",
     "SPLITS",
+    "align_to_model",
     "array_checksum",
     "data_dirs",
     "default_data_dir",
     "load_dataset",
     "load_digits",
     "load_named",
+    "load_real",
     "load_file",
+    "fold_indices",
+    "one_hot_report",
     "parse_binary_text",
     "split_rows",
     "validate_binary",
 ]
 
 SPLITS = ("train", "valid", "test")
-TEXT_SUFFIXES = (".amat", ".txt", ".csv")
+TEXT_SUFFIXES = (".amat", ".txt", ".csv", ".tsv", ".data")
 
 
 class DataError(ValueError):
@@ -59,8 +81,15 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Three 0/1 ``uint8`` matrices of the same width, and what is known about them.
+    """Three matrices of the same width, and what is known about them.
 
+    Binary data: ``uint8`` 0/1 matrices and ``columns=None``. Otherwise ``float64`` matrices
+    and ``columns``, one spec per column (``"binary"``, ``"categorical:K"``: codes 0..K-1,
+    ``"real:C"``). ``column_names``: from the file's header (or ``columns`` array), if any.
+    ``categories``: for categorical columns whose file values were text labels, the labels
+    by column index (code k is ``categories[j][k]``). ``fold``: the fold (1..10) of a set
+    with folds. ``one_hot_groups``: the ``(start, stop, has_none)`` groups of binary file
+    columns that became categorical columns (see :func:`ardens.tables.regroup`).
     ``image_shape`` is ``(rows, cols)`` when each example is an image; ``image_order`` is
     ``"C"`` (row-major) or ``"F"`` (column-major, as in MATLAB files) for reshaping.
     """
@@ -72,10 +101,20 @@ class Dataset:
     image_shape: tuple[int, int] | None = None
     image_order: str = "C"
     source: str = ""
+    columns: tuple[str, ...] | None = None
+    column_names: tuple[str, ...] | None = None
+    categories: dict[int, list[str]] | None = None
+    fold: int | None = None
+    one_hot_groups: tuple[tuple[int, int, bool], ...] | None = None
 
     @property
     def dim(self) -> int:
         return int(self.train.shape[1])
+
+    @property
+    def column_specs(self) -> list[str]:
+        """One spec per column: ``columns``, or ``"binary"`` for every column when it is None."""
+        return list(self.columns) if self.columns is not None else ["binary"] * self.dim
 
     def split(self, name: str) -> np.ndarray:
         if name not in SPLITS:
@@ -126,13 +165,74 @@ DIGITS_CHECKSUMS = {"train": "437fe3edbb964bcf", "valid": "2ba8930d4917011a", "t
 DIGITS_INFO = _info(64, (1197, 300, 300), tuple(DIGITS_CHECKSUMS.values()), (8, 8))
 
 
+@dataclass(frozen=True)
+class RealSetInfo:
+    """A named real-valued set: ``real/<file>`` in a data directory, ``rows`` x ``raw_dim``
+    ``data``, the columns used (``select``: the name of an index array, or all), and the
+    sha256/16 of the arrays' bytes as stored (``arrays``). ``folds``: ``"rnade"`` (the
+    published RNADE folds, ``rnade_perm`` and ``rnade_fold_edges``) or ``"seeded"``."""
+
+    file: str
+    rows: int
+    raw_dim: int
+    dim: int
+    arrays: dict[str, str]
+    folds: str
+    select: str | None = None
+
+
+#: Real-valued sets of RNADE (Uria, Murray & Larochelle 2013); see ``real/README.md`` of the
+#: shared data. Every column ``real``; 10 folds, see :func:`fold_indices`.
+REAL_SETS: dict[str, RealSetInfo] = {
+    "red_wine": RealSetInfo(
+        "red_wine.npz",
+        1599,
+        11,
+        11,
+        {
+            "data": "ab2aa5638286d12c",
+            "columns": "d604b05201ce23e9",
+            "rnade_perm": "e48631c28f79a1c4",
+            "rnade_fold_edges": "9ddcb01ded44fd32",
+        },
+        "rnade",
+    ),
+    "white_wine": RealSetInfo(
+        "white_wine.npz", 4898, 11, 11, {"data": "dc5cfcd61f876406", "columns": "d604b05201ce23e9"}, "seeded"
+    ),
+    "parkinsons": RealSetInfo(
+        "parkinsons_telemonitoring.npz",
+        5875,
+        22,
+        15,
+        {"data": "cb7b8507d8514598", "columns": "7887c6df4cbaa59f", "rnade15_idx": "f5575d2b6fa50c35"},
+        "seeded",
+        "rnade15_idx",
+    ),
+}
+N_FOLDS = 10
+
+
 def array_checksum(arr: np.ndarray) -> str:
-    """First 16 hex digits of sha256 of the C-contiguous ``uint8`` array.
+    """First 16 hex digits of sha256 of the C-contiguous array: as ``uint8`` for boolean and
+    integer arrays with values in 0..255 (binary data), else as ``float64``.
 
     >>> array_checksum(np.zeros((2, 3), dtype=np.uint8)) == hashlib.sha256(bytes(6)).hexdigest()[:16]
     True
+    >>> array_checksum(np.zeros((2, 3))) == hashlib.sha256(bytes(48)).hexdigest()[:16]
+    True
     """
-    return hashlib.sha256(np.ascontiguousarray(arr, dtype=np.uint8).tobytes()).hexdigest()[:16]
+    arr = np.asarray(arr)
+    small = arr.dtype == bool or (
+        np.issubdtype(arr.dtype, np.integer) and (arr.size == 0 or (arr.min() >= 0 and arr.max() <= 255))
+    )
+    dtype = np.uint8 if small else np.float64
+    return hashlib.sha256(np.ascontiguousarray(arr, dtype=dtype).tobytes()).hexdigest()[:16]
+
+
+def _bytes_checksum(arr: np.ndarray) -> str:
+    """First 16 hex digits of sha256 of the array's bytes as stored (any dtype)."""
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()[:16]
 
 
 # -- where named sets live --------------------------------------------------------------
@@ -214,6 +314,14 @@ def _verify(arrays: dict[str, np.ndarray], info: SetInfo, where: str) -> None:
 
 
 # -- splitting a single array -------------------------------------------------------------
+def _split_indices(n: int, seed: int, where: str) -> dict[str, np.ndarray]:
+    k = max(1, n // 10)
+    if n - 2 * k < 1:
+        raise DataError(f"{where}: {n} example(s) are too few to split into train/valid/test (need at least 3)")
+    perm = np.random.default_rng(seed).permutation(n)
+    return {"train": perm[: n - 2 * k], "valid": perm[n - 2 * k : n - k], "test": perm[n - k :]}
+
+
 def split_rows(arr: np.ndarray, seed: int = 0, where: str = "data") -> dict[str, np.ndarray]:
     """Split one array: shuffle rows with ``numpy.random.default_rng(seed)``; ``valid`` and
     ``test`` each get ``max(1, N // 10)`` rows, ``train`` the rest (about 80/10/10).
@@ -222,12 +330,7 @@ def split_rows(arr: np.ndarray, seed: int = 0, where: str = "data") -> dict[str,
     >>> [len(parts[s]) for s in SPLITS]
     [16, 2, 2]
     """
-    n = len(arr)
-    k = max(1, n // 10)
-    if n - 2 * k < 1:
-        raise DataError(f"{where}: {n} example(s) are too few to split into train/valid/test (need at least 3)")
-    perm = np.random.default_rng(seed).permutation(n)
-    return {"train": arr[perm[: n - 2 * k]], "valid": arr[perm[n - 2 * k : n - k]], "test": arr[perm[n - k :]]}
+    return {s: arr[idx] for s, idx in _split_indices(len(arr), seed, where).items()}
 
 
 # -- files ------------------------------------------------------------------------------
@@ -294,56 +397,176 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: unreadable or truncated .npz ({type(err).__name__}: {err})") from None
 
 
-def load_file(path: str | os.PathLike, seed: int = 0, name: str | None = None) -> Dataset:
-    """Load a user's data file (see the module docstring for formats)."""
+def _read_npy(path: Path) -> np.ndarray:
+    where = str(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as err:
+        raise DataError(f"{where}: unreadable ({err.strerror or err})") from None
+    if magic != b"\x93NUMPY":
+        raise DataError(f"{where}: unreadable .npy (not a NumPy array file)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise DataError(f"{where}: holds pickled objects, which ardens never loads") from None
+        raise DataError(f"{where}: unreadable or truncated .npy ({err})") from None
+    except (OSError, EOFError) as err:
+        raise DataError(f"{where}: unreadable .npy ({err})") from None
+
+
+def _as_binary(arr: np.ndarray) -> np.ndarray | None:
+    """``arr`` as a ``uint8`` matrix if it is a non-empty 2-D numeric array of 0/1 values, else None."""
+    arr = np.asarray(arr)
+    if arr.ndim != 2 or 0 in arr.shape or not (arr.dtype == bool or np.issubdtype(arr.dtype, np.number)):
+        return None
+    if np.iscomplexobj(arr) or (arr.dtype != bool and ((arr != 0) & (arr != 1)).any()):
+        return None
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+ColumnTypes = str | Sequence[str | None] | None
+
+
+def _overrides(columns, n: int, names: Sequence[str] | None, defaults: Sequence[str] | None = None):
+    from .tables import parse_columns_spec
+
+    if columns is None:
+        out: list[str | None] = [None] * n
+    elif isinstance(columns, str):
+        out = parse_columns_spec(columns, n, names)
+    else:
+        out = list(columns)
+        if len(out) != n:
+            raise DataError(f"columns: {len(out)} column types for {n} columns")
+    if defaults is not None:
+        out = [o if o is not None else dflt for o, dflt in zip(out, defaults)]
+    return out
+
+
+def _from_table(
+    name: str,
+    table,
+    columns,
+    source: str,
+    split_idx: dict[str, np.ndarray] | None = None,
+    seed: int = 0,
+    defaults: Sequence[str] | None = None,
+    **fields,
+) -> Dataset:
+    """Types (inferred, or ``columns``), split (``split_idx``, or :func:`split_rows`), checks."""
+    from .tables import check_spread, resolve_columns
+
+    values = table.values
+    specs = resolve_columns(table, _overrides(columns, values.shape[1], table.names, defaults))
+    if split_idx is None:
+        split_idx = _split_indices(len(values), seed, source)
+    binary = all(spec == "binary" for spec in specs)
+    dtype = np.uint8 if binary else np.float64
+    parts = {s: np.ascontiguousarray(values[split_idx[s]], dtype=dtype) for s in SPLITS}
+    if not binary:
+        check_spread(parts["train"], specs, source, table.names)
+    return Dataset(
+        name,
+        parts["train"],
+        parts["valid"],
+        parts["test"],
+        source=source,
+        columns=None if binary else tuple(specs),
+        column_names=tuple(table.names) if table.names is not None else None,
+        categories={j: list(labels) for j, labels in table.labels.items()} or None,
+        **fields,
+    )
+
+
+def _contiguous(sizes: Sequence[int]) -> dict[str, np.ndarray]:
+    edges = np.cumsum([0, *sizes])
+    return {s: np.arange(edges[i], edges[i + 1]) for i, s in enumerate(SPLITS)}
+
+
+def load_file(path: str | os.PathLike, seed: int = 0, name: str | None = None, columns: ColumnTypes = None) -> Dataset:
+    """Load a user's data file (see the module docstring for formats).
+
+    ``columns``: the ``--columns`` text (see :mod:`ardens.tables`) or one spec (or None) per
+    column; None infers every column's type.
+    """
+    from .tables import Table, read_text_table, table_from_array
+
     path = Path(path)
     where = str(path)
+    name = name or path.stem
     if not path.exists():
         raise DataError(f"{where}: no such file")
     if path.is_dir():
-        raise DataError(f"{where}: is a directory; expected a .npz, .npy or 0/1 text file")
+        raise DataError(f"{where}: is a directory; expected a .npz, .npy or text file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         arrays = _read_npz(path)
+        names = None
+        if "columns" in arrays and arrays["columns"].dtype.kind == "U" and arrays["columns"].ndim == 1:
+            names = [str(c) for c in arrays.pop("columns")]
         present = [s for s in SPLITS if s in arrays]
         if present:
             missing = [s for s in SPLITS if s not in arrays]
             if missing:
                 raise DataError(f"{where}: missing array(s) {', '.join(missing)}; has {', '.join(sorted(arrays))}")
-            parts = {s: validate_binary(arrays[s], f"{where}[{s}]") for s in SPLITS}
+            binary = {s: _as_binary(arrays[s]) for s in SPLITS} if columns is None else {}
+            if binary and all(b is not None for b in binary.values()):
+                _check_widths(binary, where)
+                if names is not None and len(names) != binary["train"].shape[1]:
+                    names = None
+                parts = binary
+            else:
+                wheres = [f"{where}[{s}]" for s in SPLITS]
+                table = table_from_array([arrays[s] for s in SPLITS], wheres, names, source=where)
+                sizes = [len(arrays[s]) for s in SPLITS]
+                return _from_table(name, table, columns, where, _contiguous(sizes))
         elif len(arrays) == 1:
-            (key,) = arrays
-            parts = split_rows(validate_binary(arrays[key], f"{where}[{key}]"), seed, where)
+            ((key, arr),) = arrays.items()
+            binary = _as_binary(arr) if columns is None else None
+            if binary is None:
+                table = table_from_array(arr, f"{where}[{key}]", names, source=where)
+                return _from_table(name, table, columns, where, seed=seed)
+            parts = split_rows(binary, seed, where)
+            if names is not None and len(names) != binary.shape[1]:
+                names = None
         else:
             keys = ", ".join(sorted(arrays)) or "none"
             raise DataError(f"{where}: expected arrays train, valid, test (or a single array); has {keys}")
     elif suffix == ".npy":
-        try:
-            with open(path, "rb") as f:
-                magic = f.read(6)
-        except OSError as err:
-            raise DataError(f"{where}: unreadable ({err.strerror or err})") from None
-        if magic != b"\x93NUMPY":
-            raise DataError(f"{where}: unreadable .npy (not a NumPy array file)")
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            if "pickle" in str(err).lower():
-                raise DataError(f"{where}: holds pickled objects, which ardens never loads") from None
-            raise DataError(f"{where}: unreadable or truncated .npy ({err})") from None
-        except (OSError, EOFError) as err:
-            raise DataError(f"{where}: unreadable .npy ({err})") from None
-        parts = split_rows(validate_binary(arr, where), seed, where)
+        arr = _read_npy(path)
+        binary = _as_binary(arr) if columns is None else None
+        if binary is None:
+            return _from_table(name, table_from_array(arr, where), columns, where, seed=seed)
+        parts, names = split_rows(binary, seed, where), None
     elif suffix in TEXT_SUFFIXES:
         try:
             raw = path.read_bytes()
         except OSError as err:
             raise DataError(f"{where}: unreadable ({err.strerror or err})") from None
-        parts = split_rows(parse_binary_text(raw, where), seed, where)
+        try:
+            arr = parse_binary_text(raw, where)  # the fast path: pure 0/1 text
+        except DataError:
+            table = read_text_table(raw, where)
+            return _from_table(name, table, columns, where, seed=seed)
+        if columns is not None:
+            table = Table(arr.astype(np.float64), None, {}, np.arange(1, len(arr) + 1), [where], [0])
+            return _from_table(name, table, columns, where, seed=seed)
+        parts, names = split_rows(arr, seed, where), None
     else:
-        raise DataError(f"{where}: unknown file type {suffix or '(none)'!r}; expected .npz, .npy, .amat, .txt or .csv")
+        raise DataError(
+            f"{where}: unknown file type {suffix or '(none)'!r}; expected .npz, .npy, or a text table "
+            f"({', '.join(TEXT_SUFFIXES)})"
+        )
     _check_widths(parts, where)
-    return Dataset(name or path.stem, parts["train"], parts["valid"], parts["test"], source=where)
+    return Dataset(
+        name, parts["train"], parts["valid"], parts["test"], source=where, column_names=_tuple_or_none(names)
+    )
+
+
+def _tuple_or_none(names: Sequence[str] | None) -> tuple[str, ...] | None:
+    return tuple(names) if names is not None else None
 
 
 def load_digits() -> Dataset:
@@ -369,12 +592,24 @@ def load_digits() -> Dataset:
     return Dataset("digits", *(arrays[s] for s in SPLITS), image_shape=(8, 8), source=where)
 
 
-def load_named(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """A named benchmark set from the first data directory holding ``<name>.npz``."""
-    if name == "digits":
-        return load_digits()
-    if name not in NAMED_SETS:
-        raise DataError(f"{name}: unknown data set; expected a file path, 'digits' or one of {', '.join(NAMED_SETS)}")
+def load_named(
+    name: str, data_dir: str | os.PathLike | None = None, fold: int | None = None, columns: ColumnTypes = None
+) -> Dataset:
+    """A named set: ``digits``, a binary set from the first data directory holding
+    ``<name>.npz``, or a real-valued set (:func:`load_real`). ``fold``: only for sets with folds."""
+    if name in REAL_SETS:
+        return load_real(name, data_dir, fold, columns)
+    if name != "digits" and name not in NAMED_SETS:
+        raise DataError(
+            f"{name}: unknown data set; expected a file path, 'digits' or one of {', '.join([*NAMED_SETS, *REAL_SETS])}"
+        )
+    if fold is not None:
+        raise DataError(f"{name}: has no folds; a fold applies only to {', '.join(REAL_SETS)}")
+    data = load_digits() if name == "digits" else _load_binary_named(name, data_dir)
+    return _retype(data, columns) if columns is not None else data
+
+
+def _load_binary_named(name: str, data_dir: str | os.PathLike | None) -> Dataset:
     info = NAMED_SETS[name]
     tried = data_dirs(data_dir)
     for d in tried:
@@ -396,14 +631,237 @@ def load_named(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     return Dataset(name, *(parts[s] for s in SPLITS), info.image_shape, info.image_order, str(path))
 
 
-def load_dataset(spec: str | os.PathLike, data_dir: str | os.PathLike | None = None, seed: int = 0) -> Dataset:
-    """``"digits"``, a name in :data:`NAMED_SETS`, or a path to a data file."""
-    text = str(spec)
-    if text == "digits" or text in NAMED_SETS:
-        return load_named(text, data_dir)
-    path = Path(text)
-    if path.exists() or path.suffix.lower() in (".npz", ".npy", *TEXT_SUFFIXES) or os.sep in text:
-        return load_file(path, seed=seed)
-    raise DataError(
-        f"{text}: unknown data set and no such file; expected a path, 'digits' or one of {', '.join(NAMED_SETS)}"
+def _retype(data: Dataset, columns: ColumnTypes) -> Dataset:
+    """``data`` with its column types overridden by ``columns`` (the others kept)."""
+    from .tables import table_from_array
+
+    source = data.source or data.name
+    splits = [data.split(s) for s in SPLITS]
+    table = table_from_array(splits, [f"{source}[{s}]" for s in SPLITS], data.column_names, source=source)
+    return _from_table(
+        data.name,
+        table,
+        columns,
+        source,
+        _contiguous([len(a) for a in splits]),
+        defaults=data.column_specs,
+        image_shape=data.image_shape,
+        image_order=data.image_order,
+        fold=data.fold,
     )
+
+
+# -- real-valued sets, in folds -----------------------------------------------------------------
+def fold_indices(
+    n: int, fold: int, perm: np.ndarray | None = None, edges: Sequence[int] | None = None
+) -> dict[str, np.ndarray]:
+    """Row indices of each split of fold ``fold`` (1..10) of ``n`` rows.
+
+    With ``perm`` and ``edges`` (RNADE's published folds): chunk i is
+    ``perm[edges[i-1]:edges[i]]``; fold k tests on chunk k; of the other nine chunks, in
+    order, the first eight train and the ninth validates. Otherwise: ``perm =
+    numpy.random.default_rng(0).permutation(n)`` cut into 10 contiguous near-equal chunks
+    (``numpy.array_split``); fold k tests on chunk k, validates on the next chunk (cyclically:
+    chunk 1 after chunk 10) and trains on the other eight, in order.
+
+    >>> {s: len(i) for s, i in fold_indices(25, 10).items()}
+    {'train': 20, 'valid': 3, 'test': 2}
+    """
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 1 <= fold <= N_FOLDS:
+        raise DataError(f"fold: expected an integer 1..{N_FOLDS}; got {fold!r}")
+    k = int(fold) - 1
+    if edges is not None:
+        if perm is None:
+            raise DataError("fold_indices: edges need perm")
+        chunks = [np.asarray(perm[edges[i] : edges[i + 1]]) for i in range(N_FOLDS)]
+        others = [c for i, c in enumerate(chunks) if i != k]
+        return {"train": np.concatenate(others[:8]), "valid": others[8], "test": chunks[k]}
+    chunks = np.array_split(np.random.default_rng(0).permutation(n), N_FOLDS)
+    v = (k + 1) % N_FOLDS
+    train = np.concatenate([c for i, c in enumerate(chunks) if i not in (k, v)])
+    return {"train": train, "valid": chunks[v], "test": chunks[k]}
+
+
+def load_real(
+    name: str, data_dir: str | os.PathLike | None = None, fold: int | None = None, columns: ColumnTypes = None
+) -> Dataset:
+    """A named real-valued set (:data:`REAL_SETS`), fold ``fold`` (1..10, default 1).
+
+    ``red_wine``: the published RNADE folds. ``white_wine``, ``parkinsons`` (the 15 columns
+    RNADE used): seeded folds; see :func:`fold_indices`. The file is ``real/<file>`` in the
+    first data directory holding it (``data_dir``, ``$ARDENS_DATA``, cache); the arrays'
+    checksums are verified. Every column is ``real:10`` unless ``columns`` overrides it.
+    """
+    from .tables import Table
+
+    info = REAL_SETS[name]
+    fold = 1 if fold is None else fold
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 1 <= fold <= N_FOLDS:
+        raise DataError(f"{name}: fold {fold!r} does not exist; expected 1..{N_FOLDS}")
+    tried = data_dirs(data_dir)
+    for d in tried:
+        path = d / "real" / info.file
+        if path.is_file():
+            break
+    else:
+        raise DataError(
+            f"{name}: {info.file} not found in {', '.join(str(d / 'real') for d in tried)}; "
+            f"copy it to DIR/real/{info.file} and pass --data-dir DIR (data_dir=DIR) or set ARDENS_DATA=DIR"
+        )
+    where = str(path)
+    arrays = _read_npz(path)
+    for key, expected in info.arrays.items():
+        if key not in arrays:
+            raise DataError(f"{where}: missing array {key!r}; has {', '.join(sorted(arrays))}")
+        got = _bytes_checksum(arrays[key])
+        if got != expected:
+            raise DataError(
+                f"{where}: array {key!r} checksum {got} does not match the expected {expected} "
+                "(corrupt or different file)"
+            )
+    data = arrays["data"]
+    if data.shape != (info.rows, info.raw_dim):
+        raise DataError(f"{where}: array 'data' has shape {data.shape}; expected {(info.rows, info.raw_dim)}")
+    names = [str(c) for c in arrays["columns"]]
+    values = np.asarray(data, dtype=np.float64)
+    if info.select is not None:
+        idx = np.asarray(arrays[info.select], dtype=np.int64)
+        values, names = np.ascontiguousarray(values[:, idx]), [names[i] for i in idx]
+    if info.folds == "rnade":
+        split_idx = fold_indices(info.rows, fold, arrays["rnade_perm"], arrays["rnade_fold_edges"].tolist())
+    else:
+        split_idx = fold_indices(info.rows, fold)
+    table = Table(values, names, {}, np.arange(info.rows), [where], [0])
+    real = ["real:10"] * values.shape[1]
+    return _from_table(name, table, columns, where, split_idx, defaults=real, fold=int(fold))
+
+
+# -- one-hot groups --------------------------------------------------------------------------
+def _apply_one_hot(data: Dataset, spec) -> Dataset:
+    """``data`` (binary) with its one-hot groups (``"auto"``: found on train) made categorical."""
+    from .tables import find_one_hot_groups, normalize_groups, regroup
+
+    source = data.source or data.name
+    if data.columns is not None and any(c != "binary" for c in data.columns):
+        raise DataError(
+            f"{source}: one-hot groups apply to binary columns only; this set has {', '.join(data.columns)}"
+        )
+    if isinstance(spec, str):
+        if spec != "auto":
+            raise DataError(f"one_hot_groups: expected 'auto' or a list of (start, stop[, has_none]); got {spec!r}")
+        groups = find_one_hot_groups(data.train)
+    else:
+        groups = normalize_groups(spec, data.dim, source, data.train)
+    if not groups:
+        return replace(data, one_hot_groups=())
+    parts = {}
+    for s in SPLITS:
+        parts[s], specs = regroup(data.split(s), groups, f"{source}[{s}]")
+    names = None
+    if data.column_names is not None:
+        names, pos = [], 0
+        for start, stop, _ in groups:
+            names += data.column_names[pos:start]
+            names.append(f"{data.column_names[start]}..{data.column_names[stop - 1]}")
+            pos = stop
+        names += data.column_names[pos:]
+    return replace(
+        data,
+        train=parts["train"],
+        valid=parts["valid"],
+        test=parts["test"],
+        image_shape=None,
+        columns=tuple(specs),
+        column_names=_tuple_or_none(names),
+        one_hot_groups=tuple((int(a), int(b), bool(h)) for a, b, h in groups),
+    )
+
+
+#: The named binary sets from UCI (see :func:`one_hot_report`).
+UCI_SETS = ("adult", "connect4", "dna", "mushrooms", "nips", "ocr_letters")
+
+
+def one_hot_report(
+    data_dir: str | os.PathLike | None = None, names: Sequence[str] = UCI_SETS
+) -> dict[str, list[tuple[int, int, bool]]]:
+    """The one-hot groups :func:`ardens.tables.find_one_hot_groups` finds on the training
+    split of each named set that is present (absent ones are left out). The findings for
+    the UCI sets are listed in that function's docstring."""
+    from .tables import find_one_hot_groups
+
+    report = {}
+    for name in names:
+        try:
+            data = load_named(name, data_dir)
+        except DataError:
+            continue
+        report[name] = find_one_hot_groups(data.train)
+    return report
+
+
+def load_dataset(
+    spec: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    fold: int | None = None,
+    columns: ColumnTypes = None,
+    one_hot_groups: str | Sequence[Sequence[int]] | None = None,
+) -> Dataset:
+    """``"digits"``, a name in :data:`NAMED_SETS` or :data:`REAL_SETS`, or a path to a data file.
+
+    ``seed``: the split of a single-array file. ``fold``: 1..10 for the sets with folds
+    (:data:`REAL_SETS`; default 1), an error for the others. ``columns``: column types, the
+    ``--columns`` grammar of :func:`ardens.tables.parse_columns_spec` or one spec (or None)
+    per column. ``one_hot_groups``: ``"auto"`` or a list of ``(start, stop[, has_none])``:
+    binary columns regrouped into categorical ones (:func:`ardens.tables.regroup`).
+    """
+    text = str(spec)
+    if text in REAL_SETS:
+        data = load_real(text, data_dir, fold, columns)
+    elif text == "digits" or text in NAMED_SETS:
+        data = load_named(text, data_dir, fold, columns)
+    else:
+        path = Path(text)
+        if not (path.exists() or path.suffix.lower() in (".npz", ".npy", *TEXT_SUFFIXES) or os.sep in text):
+            raise DataError(
+                f"{text}: unknown data set and no such file; expected a path, 'digits' or one of "
+                f"{', '.join([*NAMED_SETS, *REAL_SETS])}"
+            )
+        if fold is not None:
+            raise DataError(f"{text}: a file has no folds; a fold applies only to {', '.join(REAL_SETS)}")
+        data = load_file(path, seed=seed, columns=columns)
+    if one_hot_groups is not None:
+        data = _apply_one_hot(data, one_hot_groups)
+    return data
+
+
+def align_to_model(data: Dataset, meta: dict, where: str | None = None) -> Dataset:
+    """``data`` read for a trained model whose checkpoint header is ``meta``: the header's
+    column names must match (when both have them), and categorical labels are re-coded with
+    the model's label order (a label the model never saw is an error naming row and column)."""
+    where = where or data.source or data.name
+    names = meta.get("column_names")
+    if names and data.column_names and list(data.column_names) != list(names):
+        first = next((j for j, (a, b) in enumerate(zip(data.column_names, names)) if a != b), min(len(names), data.dim))
+        got = data.column_names[first] if first < data.dim else "(none)"
+        want = names[first] if first < len(names) else "(none)"
+        raise DataError(
+            f"{where}: header does not match the model's columns: column {first} is {got!r}, expected {want!r}"
+        )
+    stored = {int(k): list(v) for k, v in (meta.get("categories") or {}).items()}
+    if not stored or not data.categories:
+        return data
+    splits = {s: np.array(data.split(s), dtype=np.float64, copy=True) for s in SPLITS}
+    for j, labels in data.categories.items():
+        if j not in stored or list(labels) == stored[j]:
+            continue
+        index = {label: k for k, label in enumerate(stored[j])}
+        for s, arr in splits.items():
+            for row, code in enumerate(arr[:, j].astype(np.int64)):
+                if labels[code] not in index:
+                    raise DataError(
+                        f"{where}: row {row} of {s}, column {j}: label {labels[code]!r} was not seen in training"
+                    )
+            arr[:, j] = [index[labels[c]] for c in arr[:, j].astype(np.int64)]
+    cats = {**data.categories, **{j: stored[j] for j in data.categories if j in stored}}
+    return replace(data, train=splits["train"], valid=splits["valid"], test=splits["test"], categories=cats)

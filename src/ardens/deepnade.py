@@ -2,9 +2,11 @@
 over orderings.
 
 One network takes ``[x * m, m]`` (the observed values and the mask of which are observed)
-and returns logits for every dimension; for an ordering ``o``, ``p(x_{o_d} | x_{o_<d})`` is
-read at output ``o_d`` with ``m`` the indicator of ``o_<d``. Trained on random orderings
-(:meth:`DeepNADE.order_agnostic_nll`), it is a density for every ordering at once; the
+and returns logits for every dimension (with typed columns, ``columns=``: every column's
+encoded inputs times its mask bit, the mask, and a parameter block per column); for an
+ordering ``o``, ``p(x_{o_d} | x_{o_<d})`` is read at output ``o_d`` with ``m`` the
+indicator of ``o_<d``. Trained on random orderings (:meth:`DeepNADE.order_agnostic_nll`),
+it is a density for every ordering at once; the
 model holds ``K`` of them (member ``i`` is a pure function of ``(seed, i)``), and
 ``log_prob`` is the normalized ensemble ``log (1/K) sum_i p_{o_i}(x)`` (EoNADE). An exact
 likelihood costs, per ordering, NADE's running sum for the first layer and a pass of the
@@ -31,8 +33,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_positive_int, check_sizes
-from .base import ACTIVATIONS, AutoregressiveModel, activation_fn, check_member, flat_batch, sample_ensemble
-from .masks import make_ordering
+from .base import (
+    ACTIVATIONS,
+    AutoregressiveModel,
+    activation_fn,
+    check_member,
+    flat_batch,
+    resolve_columns,
+    sample_ensemble,
+)
+from .masks import make_ordering, rank_of
 
 __all__ = ["DeepNADE"]
 
@@ -40,31 +50,37 @@ ROWS_PER_PASS = 1 << 16  # (example, position) rows per chunk in log_prob (scale
 
 
 class DeepNADE(AutoregressiveModel):
-    """Order-agnostic NADE over ``{0,1}^n_inputs`` with an ensemble of ``num_orderings``.
+    """Order-agnostic NADE over binary vectors or typed columns, with an ensemble of
+    ``num_orderings``.
 
     Args:
-        n_inputs: the dimension ``n``.
+        n_inputs: the number of columns ``n`` (all binary unless ``columns`` is given).
         hidden: sizes of the hidden layers (at least one).
         num_orderings: ``K``, the orderings averaged by ``log_prob`` (EoNADE for ``K > 1``).
         ordering: ``"random"`` (every member from ``(seed, i)``) or ``"natural"`` (member 0
             in the natural order, the others random).
         seed: seeds the orderings.
         activation: ``"relu"`` (as in the paper) or ``"sigmoid"``.
+        columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
+        min_scale: the mixture heads' standard-deviation floor (standardized units).
     """
 
     member_name = "ordering"
 
     def __init__(
         self,
-        n_inputs: int,
+        n_inputs: int | None = None,
         hidden: Sequence[int] = (500, 500),
         num_orderings: int = 1,
         ordering: str = "random",
         seed: int = 0,
         activation: str = "relu",
+        columns: Any = None,
+        min_scale: float | None = None,
     ) -> None:
         super().__init__()
-        self.n_inputs = n = check_positive_int("n_inputs", n_inputs)
+        self.columns = resolve_columns(n_inputs, columns, min_scale)
+        self.n_inputs = n = self.columns.n
         self.hidden = check_sizes("hidden", hidden)
         if not self.hidden:
             raise ValueError("hidden: DeepNADE needs at least one hidden layer")
@@ -79,7 +95,7 @@ class DeepNADE(AutoregressiveModel):
             for i in range(self.num_orderings)
         ]
         self.register_buffer("orderings", torch.as_tensor(np.stack(orders), dtype=torch.long))
-        sizes = [2 * n, *self.hidden, n]
+        sizes = [self.columns.input_width + n, *self.hidden, self.columns.param_width]
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(sizes, sizes[1:]))
 
     @property
@@ -95,7 +111,11 @@ class DeepNADE(AutoregressiveModel):
             "ordering": self.ordering_spec,
             "seed": self.seed,
             "activation": self.activation,
+            **self.columns_config(),
         }
+
+    def output_bias(self) -> torch.Tensor:
+        return self.layers[-1].bias
 
     def _reference(self) -> torch.Tensor:
         return self.layers[0].weight
@@ -108,18 +128,38 @@ class DeepNADE(AutoregressiveModel):
         return check_member(i, self.num_orderings)
 
     # -- the network -------------------------------------------------------------------
-    def conditional_logits(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        """Logits ``(..., n)`` of ``p(x_k = 1 | x_observed)`` for every ``k`` (meaningful for
-        the unobserved ``k``), given a 0/1 mask ``observed`` of the same shape as ``x``."""
+    def _network(self, inp: torch.Tensor) -> torch.Tensor:
         act = activation_fn(self.activation)
-        h = torch.cat([x * observed, observed], dim=-1)
+        h = inp
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             h = layer(h) if i == last else act(layer(h))
         return h
 
+    def conditional_params(self, x: Any, observed: Any) -> torch.Tensor:
+        """Parameters ``(..., param_width)`` of every column's ``p(x_k | x_observed)``
+        (meaningful for the unobserved ``k``), given a 0/1 mask ``observed`` of ``x``'s shape.
+        The unobserved entries of ``x`` are never read (any valid value will do)."""
+        x = self.check_input(x)
+        m = torch.as_tensor(observed).to(x)
+        if m.shape != x.shape:
+            raise ValueError(f"observed: expected shape {tuple(x.shape)} (that of x); got {tuple(m.shape)}")
+        flat, batch = flat_batch(x)
+        mf = m.reshape(-1, self.n_inputs)
+        e = self.columns.encode(flat) * mf[:, self.columns.input_column.to(mf.device)]
+        return self._network(torch.cat([e, mf], dim=-1)).reshape(*batch, self.columns.param_width)
+
+    def conditional_logits(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """Logits ``(..., n)`` of ``p(x_k = 1 | x_observed)`` for every ``k`` (all-binary
+        models; meaningful for the unobserved ``k``), given a 0/1 mask ``observed`` of the
+        same shape as ``x``."""
+        if not self.columns.all_binary:
+            raise ValueError("conditional_logits: only for all-binary models; use conditional_params")
+        return self._network(torch.cat([x * observed, observed], dim=-1))
+
     def order_agnostic_nll(self, x: Any, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Unbiased estimate, per row, of the NLL averaged over all ``n!`` orderings.
+        """Unbiased estimate, per row, of the NLL averaged over all ``n!`` orderings; ``x``
+        of shape ``(..., n)``, the result of shape ``x.shape[:-1]``.
 
         For each row: ``d`` uniform in ``0..n-1`` and a uniform random set of ``d`` observed
         dimensions; the estimate is ``n / (n - d)`` times the NLL of the ``n - d``
@@ -127,13 +167,18 @@ class DeepNADE(AutoregressiveModel):
         is ``mean_o -log p_o(x)``. The randomness comes from ``generator`` (on the CPU).
         """
         x = self.check_input(x)
-        b, n = x.shape
+        flat, batch = flat_batch(x)
+        b, n = flat.shape
         d = torch.randint(n, (b, 1), generator=generator)
         ranks = torch.rand(b, n, generator=generator).argsort(1).argsort(1)
-        observed = (ranks < d).to(x.device, x.dtype)
-        logits = self.conditional_logits(x, observed)
-        nll = (F.binary_cross_entropy_with_logits(logits, x, reduction="none") * (1 - observed)).sum(-1)
-        return nll * (n / (n - d.squeeze(1))).to(x.device, x.dtype)
+        observed = (ranks < d).to(flat.device, flat.dtype)
+        e = self.columns.encode(flat) * observed[:, self.columns.input_column.to(flat.device)]
+        params = self._network(torch.cat([e, observed], dim=-1))
+        nll = -(self.columns.column_log_probs(params, flat) * (1 - observed)).sum(-1)
+        return (nll * (n / (n - d.squeeze(1))).to(flat.device, flat.dtype)).reshape(batch)
+
+    def _training_loss(self, x: torch.Tensor, step: int, generator: torch.Generator | None) -> torch.Tensor:
+        return self.order_agnostic_nll(x, generator)
 
     # -- likelihood --------------------------------------------------------------------
     def log_prob(self, x: Any, mask: int | None = None) -> torch.Tensor:
@@ -150,27 +195,46 @@ class DeepNADE(AutoregressiveModel):
         """``log p_o(x)`` for ordering ``o = orderings[i]``, all ``n`` positions at once.
 
         The first layer is NADE's running sum: at position ``d`` its input is
-        ``b + sum_{e<d} (W[:, o_e] x_{o_e} + W[:, n + o_e])``, so it costs ``O(H)`` per
-        position instead of ``O(nH)``; the layers above run on every position, and the
-        output layer only for the dimension each position predicts."""
+        ``b + sum_{e<d} (W[:, o_e] x_{o_e} + W[:, n + o_e])`` (an exclusive sum), so it costs
+        ``O(H)`` per position instead of ``O(nH)``; the layers above run on every position,
+        and the output layer only for the column each position predicts."""
+        cols = self.columns
         n, order = self.n_inputs, self.orderings[i]
         act = activation_fn(self.activation)
         first, out_layer = self.layers[0], self.layers[-1]
-        w_x = first.weight[:, order].t()  # (n, H1), rows in generation order
-        # the mask's part of the running sum is the same for every example: b + sum_{e<d} W[:, n + o_e]
-        w_m = first.weight[:, n + order].t()
-        offset = first.bias + torch.cat([torch.zeros_like(w_m[:1]), torch.cumsum(w_m[:-1], dim=0)])  # (n, H1)
-        w_out, b_out = out_layer.weight[order], out_layer.bias[order]  # (n, H_L)
-        step = max(1, ROWS_PER_PASS // (n * max(1, max(self.hidden) // 64)))
+        n_in = cols.input_width
+        # the mask's part of the running sum is the same for every example: b + sum_{e<d} W[:, n_in + o_e]
+        w_m = first.weight[:, n_in + order].t()
+        offset = first.bias + F.pad(torch.cumsum(w_m[:-1], dim=0), (0, 0, 1, 0))  # (n, H1)
+        binary = cols.all_binary
+        if binary:
+            w_x = first.weight[:, order].t()  # (n, H1), rows in generation order
+            w_out, b_out = out_layer.weight[order], out_layer.bias[order]  # (n, H_L)
+        else:
+            rank = torch.as_tensor(rank_of(order.cpu().numpy()), device=x.device)
+            out_rank = rank[cols.output_column.to(x.device)]  # the position predicting each output unit
+            in_col = cols.input_column.to(x.device)
+        step = max(1, ROWS_PER_PASS // (max(n, cols.param_width) * max(1, max(self.hidden) // 64)))
         out = []
         for lo in range(0, x.shape[0], step):
-            xo = x[lo : lo + step, order]  # (B, n)
-            before = torch.cumsum(xo[:, :-1, None] * w_x[:-1], dim=1)  # sum_{e<d} W[:, o_e] x_{o_e}, d >= 1
-            h = act(F.pad(before, (0, 0, 1, 0)) + offset)
+            xb = x[lo : lo + step]
+            if binary:
+                xo = xb[:, order]  # (B, n)
+                before = F.pad(torch.cumsum(xo[:, :-1, None] * w_x[:-1], dim=1), (0, 0, 1, 0))
+            else:
+                e = cols.encode(xb)
+                contrib = e.new_zeros(len(xb), n, first.weight.shape[0])
+                contrib = contrib.index_add(1, in_col, e[:, :, None] * first.weight[:, :n_in].t()[None])
+                before = F.pad(torch.cumsum(contrib[:, order][:, :-1], dim=1), (0, 0, 1, 0))
+            h = act(before + offset)
             for layer in self.layers[1:-1]:
                 h = act(layer(h))
-            z = torch.einsum("bdh,dh->bd", h, w_out) + b_out  # (B, n): position d predicts o_d
-            out.append(-F.binary_cross_entropy_with_logits(z, xo, reduction="none").sum(-1))
+            if binary:
+                z = torch.einsum("bdh,dh->bd", h, w_out) + b_out  # (B, n): position d predicts o_d
+                out.append(-F.binary_cross_entropy_with_logits(z, xo, reduction="none").sum(-1))
+            else:
+                params = torch.einsum("buh,uh->bu", h[:, out_rank], out_layer.weight) + out_layer.bias
+                out.append(cols.column_log_probs(params, xb).sum(-1))
         return torch.cat(out) if out else x.new_zeros(0)
 
     # -- sampling ----------------------------------------------------------------------
@@ -179,14 +243,26 @@ class DeepNADE(AutoregressiveModel):
         """``num`` exact samples, ``(num, n)``: each from one member (``mask``, or uniformly
         chosen per sample: that samples the ensemble), one dimension at a time in its ordering."""
 
+        cols = self.columns
+
         def draw(u: torch.Tensor, i: int) -> torch.Tensor:
-            x, observed = torch.zeros_like(u), torch.zeros_like(u)
+            uu = u if u.dim() == 3 else u.unsqueeze(-1)
+            x = u.new_zeros(u.shape[0], self.n_inputs)
+            observed = torch.zeros_like(x)
             for j in self.orderings[i].tolist():
-                z = self.conditional_logits(x, observed)[:, j]
-                x[:, j] = (u[:, j] < torch.sigmoid(z)).to(x.dtype)
+                e = cols.encode(x) * observed[:, cols.input_column.to(x.device)]
+                z = self._network(torch.cat([e, observed], dim=-1))[:, cols.param_slice(j)]
+                x[:, j] = cols.sample_column(j, z, uu[:, j])
                 observed[:, j] = 1
             return x
 
         return sample_ensemble(
-            num, self.num_orderings, mask, like=self._reference(), n=self.n_inputs, generator=generator, draw=draw
+            num,
+            self.num_orderings,
+            mask,
+            like=self._reference(),
+            n=self.n_inputs,
+            generator=generator,
+            draw=draw,
+            per_column=cols.uniforms_per_column,
         )

@@ -38,6 +38,11 @@ __all__ = [
 class Evaluation:
     """Average NLL in nats with its standard error (std / sqrt(N)), and bits per dimension.
 
+    The NLL is in the data's own units (densities of real columns). ``bits_per_dim`` is given
+    only where every column is discrete (``None`` otherwise). For models with real columns,
+    ``standardized_log_likelihood`` is the mean log-likelihood in the space of the training
+    split's standardization (``log p(x) + sum log scale``), the scale the RNADE papers report.
+
     For an ensemble of K (MADE's masks, DeepNADE's orderings), ``nll`` is the ensemble of the
     first ``masks`` members and ``single_mask_nll`` that of member 0 alone (``None`` for
     single models).
@@ -45,12 +50,15 @@ class Evaluation:
 
     nll: float
     stderr: float
-    bits_per_dim: float
+    bits_per_dim: float | None
     n_examples: int
     dim: int
     masks: int
     single_mask_nll: float | None = None
     single_mask_stderr: float | None = None
+    standardized_log_likelihood: float | None = None
+    median_log_likelihood: float | None = None
+    worst_log_likelihood: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,7 +90,7 @@ def member_log_likelihoods(
     torch.Size([3, 5])
     """
     ref = next(model.parameters())
-    if x.shape[-1] != model.n_inputs:
+    if x.ndim != 2 or x.shape[-1] != model.n_inputs:
         raise ValueError(f"data has {x.shape[-1]} dimensions; the model expects {model.n_inputs}")
     k = _members(model, masks)
     ensemble = ensemble_size(model) > 1
@@ -131,9 +139,15 @@ def evaluate(model: AutoregressiveModel, x: np.ndarray, masks: int | None = None
     the ensemble's.
     """
     members = member_log_likelihoods(model, x, masks, batch_size)
-    nll, se = _summary(_mixture(members))
+    ll = _mixture(members)
+    nll, se = _summary(ll)
     k = members.shape[0]
-    result = Evaluation(nll, se, nll / (model.n_inputs * math.log(2)), members.shape[1], model.n_inputs, k)
+    bits = nll / (model.n_inputs * math.log(2)) if model.columns.all_discrete else None
+    result = Evaluation(nll, se, bits, members.shape[1], model.n_inputs, k)
+    if len(ll):
+        result.median_log_likelihood, result.worst_log_likelihood = float(np.median(ll)), float(ll.min())
+    if not model.columns.all_discrete:
+        result.standardized_log_likelihood = -nll - model.columns.log_jacobian()
     if ensemble_size(model) > 1:
         result.single_mask_nll, result.single_mask_stderr = _summary(_mixture(members[:1]))
     return result
@@ -160,7 +174,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
 
 def draw_samples(model: AutoregressiveModel, num: int, seed: int = 0) -> np.ndarray:
-    """``num`` samples as a ``uint8`` array, from a generator seeded with ``seed``.
+    """``num`` samples from a generator seeded with ``seed``: ``uint8`` for all-binary
+    models, ``int64`` codes where every column is discrete, else ``float64`` (real columns in
+    the data's units).
 
     >>> import ardens
     >>> draw_samples(ardens.NADE(5, hidden=3), 4).dtype
@@ -168,4 +184,7 @@ def draw_samples(model: AutoregressiveModel, num: int, seed: int = 0) -> np.ndar
     """
     ref = next(model.parameters())
     generator = torch.Generator(device=ref.device).manual_seed(seed)
-    return model.sample(num, generator=generator).cpu().numpy().astype(np.uint8)
+    x = model.sample(num, generator=generator).cpu().numpy()
+    if model.columns.all_binary:
+        return x.astype(np.uint8)
+    return np.rint(x).astype(np.int64) if model.columns.all_discrete else x.astype(np.float64)

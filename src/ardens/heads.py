@@ -24,7 +24,7 @@ the Gaussian by ``sqrt(2) erfinv(2u - 1)``.
 
 >>> cols = Columns(["binary", "categorical:3", "real:2"])
 >>> cols.n, cols.input_width, cols.param_width
-(3, 5, 8)
+(3, 5, 10)
 >>> cols.input_column.tolist(), cols.output_column.tolist()
 ([0, 1, 1, 1, 2], [0, 1, 1, 1, 2, 2, 2, 2, 2, 2])
 >>> cols.describe()
@@ -318,7 +318,7 @@ class Columns(nn.Module):
         mean, std = data.mean(0), data.std(0)
         for j in self.real_idx:
             if not std[j] > 0:
-                raise ValueError(f"column {j}: a real column is constant in the training data (zero standard deviation)")
+                raise ValueError(f"column {j}: a real column is constant in the training data (standard deviation 0)")
         with torch.no_grad():
             self.loc.copy_(torch.as_tensor(np.where(self._real_mask(), mean, 0.0)))
             self.scale.copy_(torch.as_tensor(np.where(self._real_mask(), std, 1.0)))

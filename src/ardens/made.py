@@ -1,7 +1,12 @@
 """MADE: the masked autoencoder for distribution estimation (Germain et al., 2015).
 
 A multilayer perceptron whose weight matrices are multiplied by binary masks so that
-output ``k`` depends only on inputs earlier in the ordering. With ``num_masks=K > 1`` the
+output ``k`` depends only on inputs earlier in the ordering. With typed columns
+(``columns=``, :mod:`ardens.heads`), every encoded input of a column (a categorical
+column's whole one-hot block) and every parameter of its head take the column's degree, so
+nothing in a column's parameters sees that column's own value. Masks are values: member
+``i``'s masks are a pure function of its saved degrees, built as new tensors and passed to
+the layers, never written into a tensor in place. With ``num_masks=K > 1`` the
 model holds ``K`` orderings/connectivities (member ``i`` is a pure function of
 ``(seed, i)``); training cycles through them and ``log_prob`` is the normalized mixture
 ``log (1/K) sum_i p_i(x)``.
@@ -42,44 +47,47 @@ from .base import (
     ACTIVATIONS,
     AutoregressiveModel,
     activation_fn,
-    bernoulli_log_prob,
     check_member,
     flat_batch,
+    resolve_columns,
     sample_ensemble,
 )
-from .masks import HiddenDegrees, OrderingSpec, direct_mask, made_degrees, made_masks
+from .masks import HiddenDegrees, OrderingSpec, made_degrees
 
 __all__ = ["MADE", "MaskedLinear"]
 
 
 class MaskedLinear(nn.Linear):
-    """``F.linear(x, mask * weight, bias)``: the mask is a buffer, the weights stay whole.
+    """``F.linear(x, mask * weight, bias)``: the weights stay whole; the mask is a value
+    passed to :meth:`forward` (or the one given to :meth:`set_mask`, which rebinds it and never
+    writes into a tensor autograd may have saved).
 
     >>> layer = MaskedLinear(3, 2)
-    >>> layer.set_mask(torch.tensor([[1, 0, 0], [1, 1, 0]]))
-    >>> layer(torch.ones(1, 3)).shape
+    >>> mask = torch.tensor([[1.0, 0, 0], [1, 1, 0]])
+    >>> layer(torch.ones(1, 3), mask).shape
     torch.Size([1, 2])
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias)
-        self.register_buffer("mask", torch.ones(out_features, in_features), persistent=False)
+        self.mask: torch.Tensor | None = None
 
     def set_mask(self, mask: torch.Tensor | np.ndarray) -> None:
-        self.mask.copy_(torch.as_tensor(mask))
+        self.mask = torch.as_tensor(mask).to(self.weight)
 
-    def masked_weight(self) -> torch.Tensor:
-        return self.mask * self.weight
+    def masked_weight(self, mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = self.mask if mask is None else mask
+        return self.weight if mask is None else mask * self.weight
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.masked_weight(), self.bias)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return F.linear(x, self.masked_weight(mask), self.bias)
 
 
 class MADE(AutoregressiveModel):
-    """MADE over ``{0,1}^n_inputs``.
+    """MADE over binary vectors or typed columns.
 
     Args:
-        n_inputs: the dimension ``n``.
+        n_inputs: the number of columns ``n`` (all binary unless ``columns`` is given).
         hidden: sizes of the hidden layers; ``[]`` is the logistic autoregressive
             model (FVSBN).
         num_masks: number ``K`` of orderings/connectivities (ensemble members).
@@ -94,11 +102,13 @@ class MADE(AutoregressiveModel):
             regularizer for wide layers. It removes connections, never adds them, so every
             draw is still autoregressive; in eval mode, and always in :meth:`sample` and
             :meth:`conditionals`, the network is deterministic and the density exact.
+        columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
+        min_scale: the mixture heads' standard-deviation floor (standardized units).
     """
 
     def __init__(
         self,
-        n_inputs: int,
+        n_inputs: int | None = None,
         hidden: Sequence[int] = (500,),
         num_masks: int = 1,
         ordering: OrderingSpec = "natural",
@@ -107,9 +117,12 @@ class MADE(AutoregressiveModel):
         activation: str = "relu",
         hidden_degrees: HiddenDegrees = "random",
         dropout: float = 0.0,
+        columns: Any = None,
+        min_scale: float | None = None,
     ) -> None:
         super().__init__()
-        self.n_inputs = n = check_positive_int("n_inputs", n_inputs)
+        self.columns = resolve_columns(n_inputs, columns, min_scale)
+        self.n_inputs = n = self.columns.n
         self.hidden = check_sizes("hidden", hidden)
         self.num_masks = check_positive_int("num_masks", num_masks)
         if activation not in ACTIVATIONS:
@@ -129,15 +142,15 @@ class MADE(AutoregressiveModel):
         ]
         first_order = np.argsort(members[0][0])
         self._ordering_spec = ordering if isinstance(ordering, str) or ordering is None else first_order.tolist()
-        # Degrees of every member, saved with the weights: [inputs | hidden_1 | ... | hidden_L].
+        # Degrees of every member, saved with the weights: [columns | hidden_1 | ... | hidden_L].
         self.register_buffer(
             "degrees", torch.as_tensor(np.stack([np.concatenate(m) for m in members]), dtype=torch.int32)
         )
-        sizes = [n, *self.hidden]
-        self.layers = nn.ModuleList(MaskedLinear(i, o) for i, o in zip(sizes, sizes[1:] + [n]))
-        self.direct_layer = MaskedLinear(n, n, bias=False) if self.direct else None
-        self._member = -1
-        self.set_mask(0)
+        n_in, n_out = self.columns.input_width, self.columns.param_width
+        sizes = [n_in, *self.hidden]
+        self.layers = nn.ModuleList(MaskedLinear(i, o) for i, o in zip(sizes, sizes[1:] + [n_out]))
+        self.direct_layer = MaskedLinear(n_in, n_out, bias=False) if self.direct else None
+        self._masks: dict[tuple, list[torch.Tensor]] = {}
 
     def config(self) -> dict[str, Any]:
         return {
@@ -150,11 +163,16 @@ class MADE(AutoregressiveModel):
             "activation": self.activation,
             "hidden_degrees": self.hidden_degrees,
             "dropout": self.dropout,
+            **self.columns_config(),
         }
+
+    def output_bias(self) -> torch.Tensor:
+        return self.layers[-1].bias
 
     # -- members -----------------------------------------------------------------------
     def member_degrees(self, i: int) -> list[np.ndarray]:
-        """Degrees ``[inputs, hidden_1, ...]`` of member ``i``."""
+        """Degrees ``[columns, hidden_1, ...]`` of member ``i`` (column ``j`` has degree
+        ``rank_j + 1``)."""
         flat = self.degrees[self._check_member(i)].cpu().numpy().astype(np.int64)
         bounds = np.cumsum([self.n_inputs, *self.hidden])[:-1]
         return np.split(flat, bounds)
@@ -163,17 +181,27 @@ class MADE(AutoregressiveModel):
         """Generation order of member ``i``: input positions, first generated first."""
         return torch.as_tensor(np.argsort(self.member_degrees(i)[0], kind="stable"), device=self.degrees.device)
 
-    def set_mask(self, i: int) -> None:
-        """Use member ``i``'s masks in the forward pass (training cycles through them)."""
-        i = self._check_member(i)
-        if i == self._member:
-            return
-        degrees = self.member_degrees(i)
-        for layer, mask in zip(self.layers, made_masks(degrees)):
-            layer.set_mask(mask)
-        if self.direct_layer is not None:
-            self.direct_layer.set_mask(direct_mask(degrees[0]))
-        self._member = i
+    def member_masks(self, i: int) -> list[torch.Tensor]:
+        """Member ``i``'s masks, one per layer (then the direct layer's), as new tensors of the
+        weights' dtype and device: a pure function of the saved degrees. Encoded inputs and
+        head parameters take their column's degree; a hidden unit of degree ``m`` sees units
+        below of degree ``<= m``; a parameter of a column of degree ``m`` sees top units of
+        degree ``< m`` (and, directly, inputs of degree ``< m``)."""
+        ref = self._reference()
+        key = (self._check_member(i), ref.device, ref.dtype, self.degrees.data_ptr())
+        if key not in self._masks:
+            degrees = self.member_degrees(i)
+            cols = self.columns
+            d_in = degrees[0][cols.input_column.numpy()]
+            d_out = degrees[0][cols.output_column.numpy()]
+            below = [d_in, *degrees[1:]]
+            masks = [later[:, None] >= earlier[None, :] for earlier, later in zip(below, degrees[1:])]
+            masks.append(d_out[:, None] > below[-1][None, :])
+            if self.direct_layer is not None:
+                masks.append(d_out[:, None] > d_in[None, :])
+            self._masks = {k: v for k, v in self._masks.items() if k[1:] == key[1:]}  # drop stale devices/dtypes
+            self._masks[key] = [torch.as_tensor(m, dtype=ref.dtype, device=ref.device) for m in masks]
+        return self._masks[key]
 
     def _check_member(self, i: int) -> int:
         return check_member(i, self.num_masks)
@@ -183,50 +211,63 @@ class MADE(AutoregressiveModel):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._member = -1  # the degrees may have changed: rebuild the masks from them
-        self.set_mask(0)
+        self._masks = {}  # the degrees may have changed: masks are rebuilt from them
 
     # -- the network -------------------------------------------------------------------
-    def _logits(self, x: torch.Tensor, dropout: bool = False) -> torch.Tensor:
+    def encoded_params(self, e: torch.Tensor, member: int = 0, dropout: bool = False) -> torch.Tensor:
+        """Member ``member``'s network on encoded inputs ``(B, input_width)``: every column's
+        parameters ``(B, param_width)``."""
+        masks = self.member_masks(member)
         act = activation_fn(self.activation)
-        h = x
+        h = e
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):  # (slicing a ModuleList builds a new module)
-            h = layer(h) if i == last else act(layer(h))
+            h = layer(h, masks[i]) if i == last else act(layer(h, masks[i]))
             if i != last and dropout and self.dropout:
                 h = F.dropout(h, self.dropout, training=True)
-        return h if self.direct_layer is None else h + self.direct_layer(x)
+        return h if self.direct_layer is None else h + self.direct_layer(e, masks[-1])
+
+    def _logits(self, x: torch.Tensor, member: int = 0, dropout: bool = False) -> torch.Tensor:
+        return self.encoded_params(self.columns.encode(x), member, dropout)
+
+    def params(self, x: Any, mask: int | None = None) -> torch.Tensor:
+        """Member ``mask``'s (default 0) parameters of every column given the columns before
+        it, ``(..., param_width)`` (binary columns: logits; layout in :mod:`ardens.heads`)."""
+        x = self.check_input(x)
+        flat, batch = flat_batch(x)
+        return self._logits(flat, 0 if mask is None else self._check_member(mask)).reshape(
+            *batch, self.columns.param_width
+        )
 
     def conditionals(self, x: Any, mask: int | None = None) -> torch.Tensor:
-        """Logits ``(..., n)`` of ``p(x_k = 1 | x_<k)``, indexed by input position.
+        """Logits ``(..., n)`` of ``p(x_k = 1 | x_<k)``, indexed by input position (all-binary).
 
         With ``mask=i``, member ``i``'s conditionals. With ``mask=None`` and ``K > 1``
         members sharing one ordering, the exact conditionals of the mixture: each member's
         conditional weighted by its posterior ``p_i(x_<k) / sum_j p_j(x_<k)``. Members with
         different orderings have no common conditionals; then ``mask`` is required.
         """
+        if not self.columns.all_binary:
+            raise ValueError("conditionals: only for all-binary models; use params(x, mask=i) for other columns")
+        if mask is not None or self.num_masks == 1:
+            return self.params(x, mask)
         x = self.check_input(x)
         flat, batch = flat_batch(x)
-        if mask is not None or self.num_masks == 1:
-            self.set_mask(0 if mask is None else mask)
-            return self._logits(flat).reshape(*batch, self.n_inputs)
         order = self.ordering(0)
         if any(not torch.equal(self.ordering(i), order) for i in range(1, self.num_masks)):
             raise ValueError("mask: members have different orderings, so pass mask=i for one member")
         log_w, log_p1, log_p0 = [], [], []
         for i in range(self.num_masks):
-            self.set_mask(i)
-            z = self._logits(flat)
+            z = self._logits(flat, i)
             terms = -F.binary_cross_entropy_with_logits(z, flat, reduction="none")[:, order]
-            before = torch.cumsum(terms, dim=1) - terms  # log p_i(x_<k), in generation order
-            log_w.append(before)
+            # log p_i(x_<k), in generation order: an exclusive sum, so x_k never enters its own weight
+            log_w.append(F.pad(torch.cumsum(terms[:, :-1], dim=1), (1, 0)))
             log_p1.append(F.logsigmoid(z[:, order]))
             log_p0.append(F.logsigmoid(-z[:, order]))
         log_w = torch.stack(log_w).log_softmax(0)
         z_mix = torch.logsumexp(log_w + torch.stack(log_p1), 0) - torch.logsumexp(log_w + torch.stack(log_p0), 0)
-        out = torch.empty_like(z_mix)
-        out[:, order] = z_mix
-        return out.reshape(*batch, self.n_inputs)
+        inverse = torch.argsort(order)
+        return z_mix[:, inverse].reshape(*batch, self.n_inputs)
 
     def log_prob(self, x: Any, mask: int | None = None) -> torch.Tensor:
         """Exact ``log p(x)``; for ``K > 1`` members the mixture ``log mean_i p_i(x)``.
@@ -236,13 +277,16 @@ class MADE(AutoregressiveModel):
         x = self.check_input(x)
         flat, batch = flat_batch(x)
         if mask is not None or self.num_masks == 1:
-            return self._member_log_prob(flat, 0 if mask is None else mask).reshape(batch)
+            return self._member_log_prob(flat, self._check_member(0 if mask is None else mask)).reshape(batch)
         members = torch.stack([self._member_log_prob(flat, i) for i in range(self.num_masks)])
         return (torch.logsumexp(members, 0) - math.log(self.num_masks)).reshape(batch)
 
     def _member_log_prob(self, flat: torch.Tensor, i: int) -> torch.Tensor:
-        self.set_mask(i)
-        return bernoulli_log_prob(self._logits(flat, dropout=self.training), flat)
+        z = self._logits(flat, i, dropout=self.training)
+        return self.columns.column_log_probs(z, flat).sum(-1)
+
+    def _training_loss(self, x: torch.Tensor, step: int, generator: torch.Generator | None) -> torch.Tensor:
+        return -self.log_prob(x, mask=step % self.num_masks)
 
     # -- sampling ----------------------------------------------------------------------
     @torch.no_grad()
@@ -251,9 +295,11 @@ class MADE(AutoregressiveModel):
 
         Each sample is drawn from one member (``mask``, or uniformly chosen per sample for
         ``K > 1``: that samples the mixture), one dimension at a time in that member's
-        ordering, computing each hidden unit once, as soon as its inputs are known.
+        ordering. All-binary models compute each hidden unit once, as soon as its inputs are
+        known; other column types run one masked pass per column.
         """
-        return self._sample(num, generator, mask, _sample_member_fast)
+        fast = _sample_member_fast if self.columns.all_binary else _sample_member_n_pass
+        return self._sample(num, generator, mask, fast)
 
     @torch.no_grad()
     def sample_slow(self, num: int, generator: torch.Generator | None = None, mask: int | None = None) -> torch.Tensor:
@@ -262,12 +308,15 @@ class MADE(AutoregressiveModel):
         return self._sample(num, generator, mask, _sample_member_n_pass)
 
     def _sample(self, num, generator, mask, sampler) -> torch.Tensor:
-        def draw(u: torch.Tensor, i: int) -> torch.Tensor:
-            self.set_mask(i)
-            return sampler(self, u, i)
-
         return sample_ensemble(
-            num, self.num_masks, mask, like=self._reference(), n=self.n_inputs, generator=generator, draw=draw
+            num,
+            self.num_masks,
+            mask,
+            like=self._reference(),
+            n=self.n_inputs,
+            generator=generator,
+            draw=lambda u, i: sampler(self, u, i),
+            per_column=self.columns.uniforms_per_column,
         )
 
 
@@ -278,15 +327,17 @@ def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
 
 
 def _sample_member_n_pass(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
-    x = torch.zeros_like(u)
+    cols = model.columns
+    x = u.new_zeros(u.shape[0], model.n_inputs)
+    uu = u if u.dim() == 3 else u.unsqueeze(-1)
     for j in model.ordering(i).tolist():
-        z = model._logits(x)[:, j]
-        x[:, j] = (u[:, j] < torch.sigmoid(z)).to(x.dtype)
+        z = model._logits(x, i)[:, cols.param_slice(j)]
+        x[:, j] = cols.sample_column(j, z, uu[:, j])
     return x
 
 
 def _sample_member_by_degree(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
-    """Sample member ``i`` computing each hidden unit once, in order of degree.
+    """Sample all-binary member ``i`` computing each hidden unit once, in order of degree.
 
     Units are sorted by degree; a unit of degree ``m`` needs only the first ``m`` inputs
     of the ordering (and units below of degree ``<= m``), so it is computed right after
@@ -295,20 +346,21 @@ def _sample_member_by_degree(model: MADE, u: torch.Tensor, i: int) -> torch.Tens
     act = activation_fn(model.activation)
     n = model.n_inputs
     degrees = model.member_degrees(i)
+    masks = model.member_masks(i)
     order = torch.as_tensor(np.argsort(degrees[0], kind="stable"), device=u.device)
     # Weights with rows (units) sorted by degree and columns in generation order.
     weights, biases, ends = [], [], []
     below = order
-    for layer, deg in zip(model.layers[:-1], degrees[1:]):
+    for layer, mask, deg in zip(model.layers[:-1], masks, degrees[1:]):
         perm = np.argsort(deg, kind="stable")
-        weights.append(layer.masked_weight()[torch.as_tensor(perm, device=u.device)][:, below])
+        weights.append(layer.masked_weight(mask)[torch.as_tensor(perm, device=u.device)][:, below])
         biases.append(layer.bias[torch.as_tensor(perm, device=u.device)])
         # ends[l][m] = number of units of degree <= m
         ends.append(np.searchsorted(deg[perm], np.arange(n + 1), side="right"))
         below = torch.as_tensor(perm, device=u.device)
-    out_w = model.layers[-1].masked_weight()[order][:, below]
+    out_w = model.layers[-1].masked_weight(masks[len(model.layers) - 1])[order][:, below]
     out_b = model.layers[-1].bias[order]
-    direct_w = model.direct_layer.masked_weight()[order][:, order] if model.direct_layer is not None else None
+    direct_w = model.direct_layer.masked_weight(masks[-1])[order][:, order] if model.direct_layer is not None else None
     B = u.shape[0]
     xo = torch.zeros_like(u)
     hs = [u.new_zeros(B, w.shape[0]) for w in weights]

@@ -7,6 +7,13 @@ For an ordering ``o``, with ``W`` (d, n), ``b`` (d), ``V`` (n, d), ``c`` (n):
 The pre-activation is a running sum, ``a_{k+1} = a_k + W[:, o_k] x_ok``, so ``log p(x)``
 costs O(nd) per example. Rows of ``V`` and entries of ``c`` are indexed by input position.
 
+Two forms of the first hidden state: by default ``h_1 = act(b)`` (2nd + d + n parameters,
+as the NADE paper); ``first_hidden="learned"`` makes ``h_1`` a parameter of its own, as in
+the NADE lecture's definition (2nd + n + 2d parameters). Other column types (``columns=``):
+``W`` has one column per encoded input (a categorical column's one-hot block, a real
+column standardized) and ``V``, ``c`` one row per parameter of the column heads
+(:mod:`ardens.heads`); the all-binary default runs on the fast kernels.
+
 >>> import torch, ardens
 >>> model = ardens.NADE(n_inputs=6, hidden=8)
 >>> x = torch.tensor([[0, 1, 1, 0, 0, 1]])
@@ -26,90 +33,194 @@ from torch import nn
 
 from . import _nade_ops
 from ._checks import check_positive_int
-from .base import ACTIVATIONS, AutoregressiveModel, activation_fn, bernoulli_log_prob, flat_batch, uniforms
-from .masks import OrderingSpec, make_ordering
+from .base import (
+    ACTIVATIONS,
+    AutoregressiveModel,
+    activation_fn,
+    bernoulli_log_prob,
+    flat_batch,
+    resolve_columns,
+    uniforms,
+)
+from .masks import OrderingSpec, make_ordering, rank_of
 
 __all__ = ["NADE"]
 
 
+FIRST_HIDDEN = ("bias", "learned")
+
+
 class NADE(AutoregressiveModel):
-    """NADE over ``{0,1}^n_inputs`` with one layer of ``hidden`` units.
+    """NADE with one layer of ``hidden`` units, over binary vectors or typed columns.
 
     Args:
-        n_inputs: the dimension ``n``.
+        n_inputs: the number of columns ``n`` (all binary unless ``columns`` is given).
         hidden: the number of hidden units ``d``.
         activation: ``"sigmoid"`` (as in the paper) or ``"relu"``.
         ordering: ``None``/``"natural"``, ``"random"`` (drawn from ``seed``), or a
             permutation listing input positions in generation order.
         seed: seeds the random ordering; parameters are initialised from torch's RNG.
+        first_hidden: ``"bias"`` (``h_1 = act(b)``) or ``"learned"`` (``h_1`` a parameter).
+        columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
+        min_scale: the mixture heads' standard-deviation floor (standardized units).
     """
 
     def __init__(
         self,
-        n_inputs: int,
+        n_inputs: int | None = None,
         hidden: int = 500,
         activation: str = "sigmoid",
         ordering: OrderingSpec = None,
         seed: int = 0,
+        first_hidden: str = "bias",
+        columns: Any = None,
+        min_scale: float | None = None,
     ) -> None:
         super().__init__()
-        self.n_inputs = n = check_positive_int("n_inputs", n_inputs)
+        self.columns = resolve_columns(n_inputs, columns, min_scale)
+        self.n_inputs = n = self.columns.n
         self.hidden = d = check_positive_int("hidden", hidden)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}; got {activation!r}")
-        self.activation = activation
+        if first_hidden not in FIRST_HIDDEN:
+            raise ValueError(f"first_hidden: expected one of {FIRST_HIDDEN}; got {first_hidden!r}")
+        self.activation, self.first_hidden = activation, first_hidden
         self.seed = int(seed)
         order = make_ordering(n, ordering, seed=self.seed)
         self._ordering_spec = ordering if isinstance(ordering, str) or ordering is None else order.tolist()
         self.register_buffer("order", torch.as_tensor(order))
-        self.W = nn.Parameter(torch.empty(d, n).uniform_(-1, 1) / math.sqrt(n))
+        n_in, n_out = self.columns.input_width, self.columns.param_width
+        self.W = nn.Parameter(torch.empty(d, n_in).uniform_(-1, 1) / math.sqrt(n_in))
         self.b = nn.Parameter(torch.zeros(d))
-        self.V = nn.Parameter(torch.empty(n, d).uniform_(-1, 1) / math.sqrt(d))
-        self.c = nn.Parameter(torch.zeros(n))
+        self.V = nn.Parameter(torch.empty(n_out, d).uniform_(-1, 1) / math.sqrt(d))
+        self.c = nn.Parameter(torch.zeros(n_out))
+        self.h1 = nn.Parameter(torch.full((d,), 0.5)) if first_hidden == "learned" else None
 
     def config(self) -> dict[str, Any]:
-        return {
+        out = {
             "n_inputs": self.n_inputs,
             "hidden": self.hidden,
             "activation": self.activation,
             "ordering": self._ordering_spec,
             "seed": self.seed,
         }
+        if self.first_hidden != "bias":
+            out["first_hidden"] = self.first_hidden
+        return {**out, **self.columns_config()}
+
+    def ordering(self, i: int = 0) -> torch.Tensor:
+        """Generation order: input positions, first generated first (one member: ``i = 0``)."""
+        return self.order
+
+    def output_bias(self) -> torch.Tensor:
+        return self.c
+
+    @property
+    def _fast(self) -> bool:
+        """All-binary with ``h_1 = act(b)``: the fused kernels of :mod:`ardens._nade_ops`."""
+        return self.columns.all_binary and self.h1 is None
 
     def _params(self) -> tuple[torch.Tensor, ...]:
         return self.W, self.b, self.V, self.c, self.order
 
     def conditionals(self, x: Any) -> torch.Tensor:
-        """Logits of ``p(x_k = 1 | x_<k)``, shape ``(..., n)``, indexed by input position."""
+        """Logits of ``p(x_k = 1 | x_<k)``, shape ``(..., n)``, indexed by input position
+        (all-binary models; :meth:`params` gives every head's parameters)."""
+        if not self.columns.all_binary:
+            raise ValueError("conditionals: only for all-binary models; use params(x) for other columns")
+        return self.params(x)
+
+    def params(self, x: Any, mask: int | None = None) -> torch.Tensor:
+        """Every column's conditional parameters given the columns before it in the ordering,
+        ``(..., param_width)`` (binary: logits; see :mod:`ardens.heads` for the layout)."""
         x = self.check_input(x)
         flat, batch = flat_batch(x)
-        return _nade_ops.logits(flat, *self._params(), self.activation).reshape(*batch, self.n_inputs)
+        if self._fast:
+            z = _nade_ops.logits(flat, *self._params(), self.activation)
+        else:
+            z = self.encoded_params(self.columns.encode(flat))
+        return z.reshape(*batch, self.columns.param_width)
+
+    def encoded_params(self, e: torch.Tensor, member: int = 0) -> torch.Tensor:
+        """The network on encoded inputs ``(B, input_width)``: parameters ``(B, param_width)``.
+
+        Every column's contribution ``W_j e_j`` to the pre-activation, summed over the columns
+        strictly before it in the ordering (an exclusive cumulative sum, so nothing of a column
+        reaches its own parameters), then each output unit reads the hidden state at its
+        column's position. Memory ``O(B (n + param_width) d)``: for tables, not for MNIST-sized
+        binary models (those use the fast kernels)."""
+        cols = self.columns
+        B, d, n = e.shape[0], self.hidden, self.n_inputs
+        WT = self.W.t()
+        idx = cols.input_column.to(e.device)
+        contrib = e.new_zeros(B, n, d).index_add(1, idx, e[:, :, None] * WT[None])  # (B, n, d): W_j e_j
+        co = contrib[:, self.order]
+        a = self.b + _exclusive_cumsum(co)
+        h = activation_fn(self.activation)(a)
+        if self.h1 is not None:
+            h = torch.cat([self.h1.expand(B, 1, d), h[:, 1:]], dim=1)
+        rank = torch.as_tensor(rank_of(self.order.cpu().numpy()), device=e.device)
+        hu = h[:, rank[cols.output_column.to(e.device)]]  # (B, param_width, d)
+        return (hu * self.V).sum(-1) + self.c
 
     def log_prob(self, x: Any) -> torch.Tensor:
-        """Exact ``log p(x)`` in nats, shape ``x.shape[:-1]``."""
+        """Exact ``log p(x)`` in nats (densities of real columns in the data's units),
+        shape ``x.shape[:-1]``."""
         x = self.check_input(x)
         flat, batch = flat_batch(x)
-        return _nade_ops.log_prob(flat, *self._params(), self.activation).reshape(batch)
+        if self._fast:
+            return _nade_ops.log_prob(flat, *self._params(), self.activation).reshape(batch)
+        params = self.encoded_params(self.columns.encode(flat))
+        return self.columns.column_log_probs(params, flat).sum(-1).reshape(batch)
 
     @torch.no_grad()
     def sample(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``num`` exact samples, drawn one dimension at a time in the model's ordering."""
         num = check_positive_int("num", num, allow_zero=True)
-        u = uniforms(num, self.n_inputs, like=self.W, generator=generator)
-        return _nade_ops.sample(u, *self._params(), self.activation)
+        cols = self.columns
+        u = uniforms(num, self.n_inputs, like=self.W, generator=generator, per_column=cols.uniforms_per_column)
+        if self._fast:
+            return _nade_ops.sample(u, *self._params(), self.activation)
+        act = activation_fn(self.activation)
+        u = u if u.dim() == 3 else u.unsqueeze(-1)
+        x = u.new_zeros(num, self.n_inputs)
+        a = self.b.expand(num, -1).clone()
+        for k, j in enumerate(self.order.tolist()):
+            h = self.h1.expand(num, -1) if (k == 0 and self.h1 is not None) else act(a)
+            ps = cols.param_slice(j)
+            x[:, j] = cols.sample_column(j, h @ self.V[ps].t() + self.c[ps], u[:, j])
+            a = a + cols.encode_column(j, x[:, j], standardized=False) @ self.W[:, cols.input_slice(j)].t()
+        return x
+
+
+def _exclusive_cumsum(t: torch.Tensor) -> torch.Tensor:
+    """``sum_{e < k} t[:, e]`` along dim 1: no term includes its own index (no round-off leak)."""
+    return torch.nn.functional.pad(torch.cumsum(t[:, :-1], dim=1), (0, 0, 1, 0))
 
 
 def slow_log_prob(model: NADE, x: torch.Tensor) -> torch.Tensor:
     """Reference ``log p(x)``: each conditional recomputed from scratch, O(n^2 d) per example.
 
-    Only for tests and benchmarks: it follows the definition with no running sum.
+    Only for tests and benchmarks: it follows the definition with no running sum, column by
+    column, for every column type (and ``h_1`` learned or not).
     """
     x = model.check_input(x)
+    cols = model.columns
     act = activation_fn(model.activation)
+    e = cols.encode(x)
     total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for k, j in enumerate(model.order.tolist()):
-        before = model.order[:k]
-        h = act(model.b + x[:, before] @ model.W[:, before].t())
-        z = h @ model.V[j] + model.c[j]
-        total = total + bernoulli_log_prob(z[:, None], x[:, j : j + 1])
+        before = [i for c in model.order[:k].tolist() for i in range(*cols.input_slice(c).indices(cols.input_width))]
+        if k == 0 and model.h1 is not None:
+            h = model.h1.expand(x.shape[0], -1)
+        else:
+            h = act(model.b + e[:, before] @ model.W[:, before].t())
+        ps = cols.param_slice(j)
+        z = h @ model.V[ps].t() + model.c[ps]
+        if cols.all_binary:
+            total = total + bernoulli_log_prob(z, x[:, j : j + 1])
+        else:
+            full = torch.zeros(x.shape[0], cols.param_width, dtype=x.dtype)
+            full[:, ps] = z
+            total = total + cols.column_log_probs(full, x)[:, j]
     return total

@@ -101,6 +101,8 @@ class ModelConfig:
     direct: bool = False
     seed: int = 0
     dropout: float = 0.0
+    first_hidden: str = "bias"
+    min_scale: float | None = None
 
 
 @dataclass
@@ -178,7 +180,7 @@ class TrainResult:
     best_epoch: int
     best_valid_nll: float
     stopped_early: bool
-    run_dir: Path
+    run_dir: Path | None
     seconds: float
     history: list[dict[str, float]]
 
@@ -196,10 +198,19 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_model(kind: str, n_inputs: int, config: ModelConfig) -> AutoregressiveModel:
-    """A fresh NADE, MADE or DeepNADE for ``n_inputs`` dimensions (parameters from torch's
-    global RNG). For DeepNADE, ``num_masks`` is the number of orderings in the ensemble."""
-    extra = {} if config.activation is None else {"activation": config.activation}
+def build_model(kind: str, n_inputs: int, config: ModelConfig, columns: list[str] | None = None) -> AutoregressiveModel:
+    """A fresh NADE, MADE or DeepNADE for ``n_inputs`` columns (all binary, or of the types
+    ``columns``; parameters from torch's global RNG). For DeepNADE, ``num_masks`` is the
+    number of orderings in the ensemble."""
+    extra: dict[str, Any] = {} if config.activation is None else {"activation": config.activation}
+    if columns is not None and any(c != "binary" for c in columns):
+        extra["columns"] = list(columns)
+        if config.min_scale is not None:
+            extra["min_scale"] = config.min_scale
+    if config.first_hidden != "bias":
+        if kind != "nade":
+            raise ValueError("first_hidden: only for NADE")
+        extra["first_hidden"] = config.first_hidden
     if kind == "nade":
         if len(config.hidden) != 1:
             raise ValueError(f"hidden: NADE has one hidden layer; got sizes {config.hidden}")
@@ -233,15 +244,10 @@ def build_model(kind: str, n_inputs: int, config: ModelConfig) -> Autoregressive
 
 @torch.no_grad()
 def init_output_bias(model: AutoregressiveModel, train: np.ndarray, clip: float = 1e-3) -> None:
-    """Set the output biases to ``logit(clip(mean of train, clip, 1 - clip))``."""
-    p = np.clip(np.asarray(train, dtype=np.float64).mean(0), clip, 1 - clip)
-    logit = torch.as_tensor(np.log(p / (1 - p)))
-    if isinstance(model, NADE):
-        model.c.copy_(logit)
-    elif isinstance(model, (MADE, DeepNADE)):
-        model.layers[-1].bias.copy_(logit)
-    else:
-        raise TypeError(f"init_output_bias: unsupported model {type(model).__name__}")
+    """Start ``model`` at the training marginals: real columns standardized with the training
+    mean and standard deviation, every head's output bias at its column's marginal (binary:
+    ``logit(clip(mean, clip, 1 - clip))``); see :meth:`AutoregressiveModel.init_from_data`."""
+    model.init_from_data(train)
 
 
 def _fused_adam_supported() -> bool:
@@ -368,7 +374,7 @@ def fit(
     model: AutoregressiveModel,
     data: Dataset,
     config: TrainConfig,
-    run_dir: str | os.PathLike,
+    run_dir: str | os.PathLike | None = None,
     *,
     model_kind: str | None = None,
     progress: bool = True,
@@ -377,17 +383,20 @@ def fit(
 ) -> TrainResult:
     """Train ``model`` on ``data.train`` with early stopping on ``data.valid``; see the module docstring.
 
-    ``run_dir`` must be missing or empty (use :func:`resume` to continue a run).
+    ``run_dir`` must be missing or empty (use :func:`resume` to continue a run); with
+    ``run_dir=None`` nothing is written (no checkpoints, no resume). Either way ``model``
+    ends holding the weights of its best validation epoch.
     ``log`` receives one line per epoch. Shuffling uses a ``torch.Generator`` seeded
     with ``config.seed``; with the same seed on the CPU, results are reproducible.
     """
-    run_dir = Path(run_dir)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    run_dir = None if run_dir is None else Path(run_dir)
+    if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise RunDirError(f"{run_dir}: exists and is not empty; choose a new --out or continue it with --resume")
     if model.n_inputs != data.dim:
         raise ValueError(
             f"{data.source or data.name}: data has {data.dim} dimensions; the model expects {model.n_inputs}"
         )
+    check_columns(model, data)
     if config.optimizer == "lbfgs" and (
         ensemble_size(model) > 1 or isinstance(model, DeepNADE) or getattr(model, "dropout", 0.0)
     ):
@@ -395,7 +404,8 @@ def fit(
             "optimizer: lbfgs needs a deterministic full-batch loss; use adam, sgd or adagrad"
             " for a K-mask MADE, a MADE with dropout or a DeepNADE"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
     if init_bias:
         init_output_bias(model, data.train)
     kind = model_kind or type(model).__name__.lower()
@@ -454,7 +464,20 @@ def resume(
     generator.set_state(tensors["rng.shuffle"])
     torch.set_rng_state(tensors["rng.torch"])
     history = [r for r in read_metrics(run_dir) if r["epoch"] <= state["epoch"]]
+    if (run_dir / BEST).is_file():
+        best = load_file(str(run_dir / BEST))
+        state["_best_weights"] = {k: v.to(next(model.parameters()).device) for k, v in best.items()}
     return _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log)
+
+
+def check_columns(model: AutoregressiveModel, data: Dataset) -> None:
+    """The model's column types must be the data's (a one-line error naming the first mismatch)."""
+    theirs = data.column_specs
+    ours = model.columns.specs()
+    for j, (a, b) in enumerate(zip(ours, theirs)):
+        if a.split(":")[0] != b.split(":")[0] or (a.startswith("categorical") and a != b):
+            name = f" ({data.column_names[j]})" if data.column_names else ""
+            raise ValueError(f"{data.source or data.name}: column {j}{name} is {b} in the data; the model has {a}")
 
 
 def _data_meta(data: Dataset) -> dict[str, Any]:
@@ -465,7 +488,26 @@ def _data_meta(data: Dataset) -> dict[str, Any]:
         "image_shape": list(data.image_shape) if data.image_shape else None,
         "image_order": data.image_order,
         "train_checksum": array_checksum(data.train),
+        **table_meta(data),
     }
+
+
+def table_meta(data: Dataset) -> dict[str, Any]:
+    """What a checkpoint needs to read a table again: column names, categorical labels, the
+    fold, the one-hot groups of a regrouped binary file (only the fields that are set)."""
+    out: dict[str, Any] = {}
+    if data.columns is not None:
+        out["columns"] = list(data.columns)
+    if data.column_names is not None:
+        out["column_names"] = list(data.column_names)
+    if data.categories:
+        out["categories"] = {str(k): list(v) for k, v in data.categories.items()}
+    if data.fold is not None:
+        out["fold"] = data.fold
+    if data.one_hot_groups:
+        out["one_hot_groups"] = [list(g) for g in data.one_hot_groups]
+        out["one_hot_groups_width"] = data.dim + sum(int(g[1]) - int(g[0]) - 1 for g in data.one_hot_groups)
+    return out
 
 
 def _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
@@ -482,6 +524,7 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
     k = ensemble_size(model)
     valid_masks = min(k, config.valid_masks)
     stopped = state["finished"]
+    best_weights = state.pop("_best_weights", None)
     last_plot = time.perf_counter()
     epochs = tqdm(
         range(state["epoch"], config.epochs),
@@ -523,12 +566,15 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
         row = {"epoch": epoch, "train_nll": train_nll, "valid_nll": valid_nll, "seconds": seconds, "lr": state["lr"]}
         history.append(row)
         if improved:
-            save(model, run_dir / BEST, extra=_checkpoint_extra(state, row))
-        atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if run_dir is not None:
+                save(model, run_dir / BEST, extra=_checkpoint_extra(state, row))
         stopped = state["bad_epochs"] >= config.patience
         state["finished"] = stopped
-        _save_resume(run_dir / RESUME, model, optimizer, generator, state)
-        if time.perf_counter() - last_plot > PLOT_EVERY_S:  # plotting costs ~0.2 s: not every epoch
+        if run_dir is not None:
+            atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+            _save_resume(run_dir / RESUME, model, optimizer, generator, state)
+        if run_dir is not None and time.perf_counter() - last_plot > PLOT_EVERY_S:  # plotting costs ~0.2 s
             _plot_curve(history, run_dir / CURVE, f"{state['model_kind']} on {data.name}")
             last_plot = time.perf_counter()
         mark = " *" if improved else ""
@@ -544,7 +590,9 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
                 f" (best epoch {state['best_epoch']})"
             )
     epochs.close()
-    if history:
+    if best_weights is not None:  # the model ends as its best validation epoch
+        model.load_state_dict(best_weights)
+    if history and run_dir is not None:
         _plot_curve(history, run_dir / CURVE, f"{state['model_kind']} on {data.name}")
     return TrainResult(
         epochs_run=state["epoch"],
@@ -560,18 +608,12 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
 def _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0) -> float:
     """One pass over shuffled minibatches; the mean of their losses."""
     n = len(train)
-    k = ensemble_size(model)
     perm = torch.randperm(n, generator=generator).to(train.device)
     total = 0.0
     bar = tqdm(range(math.ceil(n / config.batch_size)), desc=f"epoch {epoch0 + 1}", leave=False, disable=not progress)
     for b in bar:
         xb = train[perm[b * config.batch_size : (b + 1) * config.batch_size]]
-        if isinstance(model, DeepNADE):
-            loss = model.order_agnostic_nll(xb, generator).mean()
-        elif isinstance(model, MADE):
-            loss = -model.log_prob(xb, mask=state["step"] % k).mean()
-        else:
-            loss = -model.log_prob(xb).mean()
+        loss = model(xb, training_step=state["step"], generator=generator).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -617,6 +659,11 @@ def _checkpoint_extra(state: dict[str, Any], row: dict[str, float]) -> dict[str,
         "data_source": state["data"]["source"],
         "image_shape": state["data"]["image_shape"],
         "image_order": state["data"]["image_order"],
+        **{
+            k: state["data"][k]
+            for k in ("columns", "column_names", "categories", "fold", "one_hot_groups", "one_hot_groups_width")
+            if k in state["data"]
+        },
     }
 
 
