@@ -124,7 +124,7 @@ def train_point(point: dict[str, Any], data, run_dir: Path, device: str | None =
         result = resume(run_dir, data, epochs=point["train"].get("epochs"), device=device, progress=False, log=print)
     else:
         torch.manual_seed(point["train"].get("seed", 0))
-        model = build_model(point["kind"], data.dim, ModelConfig(**point.get("model", {})))
+        model = build_model(point["kind"], data.dim, ModelConfig(**point.get("model", {})), columns=data.column_specs)
         train = dict(point.get("train", {}), **({"device": device} if device is not None else {}))
         result = fit(
             model,
@@ -216,7 +216,7 @@ def run_row(
     rows train and are evaluated; the baselines always run on the CPU."""
     config = json.loads(path.read_text())
     device = None if device is None else str(resolve_device(device))  # "auto" -> cuda or cpu; refuses unknown names
-    data = load_dataset(config["dataset"], data_dir=data_dir)
+    data = load_dataset(config["dataset"], data_dir=data_dir, one_hot_groups=config.get("one_hot_groups"))
     row_id = path.stem
     if not test:
         if config["kind"] not in NEURAL:
@@ -233,6 +233,8 @@ def run_row(
         dataset=config["dataset"],
         row=config["row"],
         published=config.get("published"),
+        binary_row=config.get("binary_row"),
+        one_hot_groups=[list(g) for g in data.one_hot_groups] if data.one_hot_groups else None,
         source=config.get("source", ""),
         config_file=str(path.relative_to(ROOT)),
         machine=machine(device if config["kind"] in NEURAL and device else "cpu"),
@@ -267,10 +269,18 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
             f" committed; the command above trains them again into `{result['checkpoint']}`"
         )
     masks = f" (ensemble of {result['masks_averaged']} masks)" if result["masks_averaged"] > 1 else ""
+    groups = ""
+    if config.get("one_hot_groups"):
+        groups = (
+            "; its one-hot groups of binary columns modeled as categorical columns (found on the training split,"
+            " stored in the checkpoint, so the model reads and scores the original binary file)"
+        )
     published = "no published value cited" if config.get("published") is None else f"published: {config['published']}"
+    if config.get("binary_row"):
+        published = f"binary model of the same kind: `benchmarks/results/{config['binary_row']}.json`"
     card = f"""# {config["row"]} on {config["dataset"]}
 
-- data: `{config["dataset"]}` (ardens named set; train/valid/test as in the papers)
+- data: `{config["dataset"]}` (ardens named set; train/valid/test as in the papers){groups}
 - model: `{json.dumps(result["model"])}`
 - training: `{json.dumps(result["train"])}`; best epoch {result["best_epoch"]} of {result["epochs_run"]}
 - chosen on validation from: `{json.dumps(result["grid_valid_nll"])}`
@@ -304,6 +314,9 @@ def render(table: str) -> str:
                 cells.append("" if c is None else f"{pub}no test figure, see the text")
                 continue
             pub = r.get("published")
+            if r.get("binary_row"):  # a categorical row is compared with the binary model of its kind
+                binary = RESULTS / f"{r['binary_row']}.json"
+                pub = json.loads(binary.read_text())["test_nll"] if binary.is_file() else None
             text = f"**{r['test_nll']:.2f}** ± {r['test_stderr']:.2f}"
             if pub is not None:
                 diff = r["test_nll"] - pub

@@ -31,7 +31,7 @@ reproduce = _reproduce()
 
 
 def test_there_are_configs_for_every_table():
-    assert {p.parent.name for p in CONFIGS} == {"caltech", "mnist", "uci"}
+    assert {p.parent.name for p in CONFIGS} == {"caltech", "categorical", "mnist", "uci"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_positive_int, check_sizes
+from ._columnwise import inputs_by_position, params_by_position
 from .base import (
     ACTIVATIONS,
     AutoregressiveModel,
@@ -42,7 +43,7 @@ from .base import (
     resolve_columns,
     sample_ensemble,
 )
-from .masks import make_ordering, rank_of
+from .masks import make_ordering
 
 __all__ = ["DeepNADE"]
 
@@ -210,10 +211,6 @@ class DeepNADE(AutoregressiveModel):
         if binary:
             w_x = first.weight[:, order].t()  # (n, H1), rows in generation order
             w_out, b_out = out_layer.weight[order], out_layer.bias[order]  # (n, H_L)
-        else:
-            rank = torch.as_tensor(rank_of(order.cpu().numpy()), device=x.device)
-            out_rank = rank[cols.output_column.to(x.device)]  # the position predicting each output unit
-            in_col = cols.input_column.to(x.device)
         step = max(1, ROWS_PER_PASS // (max(n, cols.param_width) * max(1, max(self.hidden) // 64)))
         out = []
         for lo in range(0, x.shape[0], step):
@@ -222,10 +219,8 @@ class DeepNADE(AutoregressiveModel):
                 xo = xb[:, order]  # (B, n)
                 before = F.pad(torch.cumsum(xo[:, :-1, None] * w_x[:-1], dim=1), (0, 0, 1, 0))
             else:
-                e = cols.encode(xb)
-                contrib = e.new_zeros(len(xb), n, first.weight.shape[0])
-                contrib = contrib.index_add(1, in_col, e[:, :, None] * first.weight[:, :n_in].t()[None])
-                before = F.pad(torch.cumsum(contrib[:, order][:, :-1], dim=1), (0, 0, 1, 0))
+                contrib = inputs_by_position(cols.encode(xb), first.weight[:, :n_in], cols, order)
+                before = F.pad(torch.cumsum(contrib[:, :-1], dim=1), (0, 0, 1, 0))
             h = act(before + offset)
             for layer in self.layers[1:-1]:
                 h = act(layer(h))
@@ -233,7 +228,7 @@ class DeepNADE(AutoregressiveModel):
                 z = torch.einsum("bdh,dh->bd", h, w_out) + b_out  # (B, n): position d predicts o_d
                 out.append(-F.binary_cross_entropy_with_logits(z, xo, reduction="none").sum(-1))
             else:
-                params = torch.einsum("buh,uh->bu", h[:, out_rank], out_layer.weight) + out_layer.bias
+                params = params_by_position(h, out_layer.weight, out_layer.bias, cols, order)
                 out.append(cols.column_log_probs(params, xb).sum(-1))
         return torch.cat(out) if out else x.new_zeros(0)
 

@@ -33,6 +33,7 @@ from torch import nn
 
 from . import _nade_ops
 from ._checks import check_positive_int
+from ._columnwise import inputs_by_position, params_by_position
 from .base import (
     ACTIVATIONS,
     AutoregressiveModel,
@@ -42,7 +43,7 @@ from .base import (
     resolve_columns,
     uniforms,
 )
-from .masks import OrderingSpec, make_ordering, rank_of
+from .masks import OrderingSpec, make_ordering
 
 __all__ = ["NADE"]
 
@@ -146,22 +147,14 @@ class NADE(AutoregressiveModel):
 
         Every column's contribution ``W_j e_j`` to the pre-activation, summed over the columns
         strictly before it in the ordering (an exclusive cumulative sum, so nothing of a column
-        reaches its own parameters), then each output unit reads the hidden state at its
-        column's position. Memory ``O(B (n + param_width) d)``: for tables, not for MNIST-sized
-        binary models (those use the fast kernels)."""
-        cols = self.columns
-        B, d, n = e.shape[0], self.hidden, self.n_inputs
-        WT = self.W.t()
-        idx = cols.input_column.to(e.device)
-        contrib = e.new_zeros(B, n, d).index_add(1, idx, e[:, :, None] * WT[None])  # (B, n, d): W_j e_j
-        co = contrib[:, self.order]
-        a = self.b + _exclusive_cumsum(co)
-        h = activation_fn(self.activation)(a)
+        reaches its own parameters), then each column's parameters read the hidden state at its
+        position (:mod:`ardens._columnwise`). Memory ``O(B n d)``."""
+        B, d = e.shape[0], self.hidden
+        co = inputs_by_position(e, self.W, self.columns, self.order)  # (B, n, d) in generation order
+        h = activation_fn(self.activation)(self.b + _exclusive_cumsum(co))
         if self.h1 is not None:
             h = torch.cat([self.h1.expand(B, 1, d), h[:, 1:]], dim=1)
-        rank = torch.as_tensor(rank_of(self.order.cpu().numpy()), device=e.device)
-        hu = h[:, rank[cols.output_column.to(e.device)]]  # (B, param_width, d)
-        return (hu * self.V).sum(-1) + self.c
+        return params_by_position(h, self.V, self.c, self.columns, self.order)
 
     def log_prob(self, x: Any) -> torch.Tensor:
         """Exact ``log p(x)`` in nats (densities of real columns in the data's units),
