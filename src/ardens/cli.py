@@ -214,9 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .train import RESUME, _read_resume
 
         _, state = _read_resume(Path(args.resume) / RESUME)
-        spec = args.data or state["data"]["source"] or state["data"]["name"]
-        if state["data"]["name"] == "digits" and not args.data:
-            spec = "digits"
+        spec = args.data or _stored_spec(state["data"]["name"], state["data"]["source"])
         data = _load_for(spec, args, state["data"])
         result = resume(
             args.resume,
@@ -313,6 +311,15 @@ def describe_columns(data) -> str:
     return ", ".join(spec if k == 1 else f"{k} x {spec}" for spec, k in runs)
 
 
+def _stored_spec(name: str | None, source: str | None) -> str | None:
+    """How to find a model's data again: a named set by its name, a file by its stored path."""
+    from .data import NAMED_SETS, REAL_SETS
+
+    if name == "digits" or name in NAMED_SETS or name in REAL_SETS:
+        return name
+    return source or name
+
+
 def _load_for(spec: str, args: argparse.Namespace, meta: dict):
     """The data a trained model reads: its fold, column types and one-hot groups from ``meta``
     (a checkpoint header or a run's data record), unless the command line says otherwise."""
@@ -323,6 +330,8 @@ def _load_for(spec: str, args: argparse.Namespace, meta: dict):
     columns = meta.get("columns")
     if groups:  # the stored types are those of the regrouped table; the file is binary
         columns = None
+    elif columns and meta.get("categories"):  # labelled columns: codes follow the model's labels (align_to_model)
+        columns = ["categorical" if str(j) in meta["categories"] else c for j, c in enumerate(columns)]
     data = load_dataset(spec, args.data_dir, fold=fold, columns=columns, one_hot_groups=groups)
     return align_to_model(data, meta)
 
@@ -332,11 +341,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .train import resolve_device
 
     model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
-    spec = args.data or meta.get("data_source") or meta.get("data")
-    if meta.get("data") == "digits" and not args.data:
-        spec = "digits"
-    if args.data and meta.get("data") == args.data:
-        spec = args.data
+    spec = args.data or _stored_spec(meta.get("data"), meta.get("data_source"))
     if not spec:
         raise UserError("--data: required (the checkpoint does not say which data it was trained on)")
     data = _load_for(spec, args, meta)

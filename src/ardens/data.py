@@ -860,7 +860,8 @@ def align_to_model(data: Dataset, meta: dict, where: str | None = None) -> Datas
             for row, code in enumerate(arr[:, j].astype(np.int64)):
                 if labels[code] not in index:
                     raise DataError(
-                        f"{where}: row {row} of {s}, column {j}: label {labels[code]!r} was not seen in training"
+                        f"{where}: row {row} of the {s} split, column {j}: label {labels[code]!r}"
+                        " was not seen in training"
                     )
             arr[:, j] = [index[labels[c]] for c in arr[:, j].astype(np.int64)]
     cats = {**data.categories, **{j: stored[j] for j in data.categories if j in stored}}

@@ -483,7 +483,7 @@ def check_columns(model: AutoregressiveModel, data: Dataset) -> None:
 def _data_meta(data: Dataset) -> dict[str, Any]:
     return {
         "name": data.name,
-        "source": data.source,
+        "source": str(Path(data.source).resolve()) if data.source and Path(data.source).is_file() else data.source,
         "dim": data.dim,
         "image_shape": list(data.image_shape) if data.image_shape else None,
         "image_order": data.image_order,
