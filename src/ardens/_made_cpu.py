@@ -79,10 +79,30 @@ def sample_member(model, u: torch.Tensor, i: int) -> torch.Tensor:
     return x
 
 
+CACHE_MAX_ELEMENTS = 20_000_000  # larger models rebuild at every call (the cache would double their memory)
+
+
 def _prepared(model, i: int) -> tuple:
-    """Member ``i``'s masked weights with units sorted by degree. Built anew at every call:
-    that costs one pass over the weights, small next to drawing a batch, and can never serve
-    weights that changed since (an edit through ``.data`` leaves no trace to key a cache on)."""
+    """Member ``i``'s masked weights with units sorted by degree.
+
+    Cached for repeated calls (drawing a few samples at a time), and checked against a copy
+    of the parameters at every call: an edit through ``.data`` (manual SGD, clipping, EMA)
+    leaves no version counter to key on, so only the values themselves can say the cache is
+    still right. Reading them costs a fraction of rebuilding; models above
+    ``CACHE_MAX_ELEMENTS`` parameters rebuild every time."""
+    params = [t.detach() for t in (*model.parameters(), model.degrees)]
+    cache = model.__dict__.get("_cpu_sampler_cache")
+    if cache is not None and cache[0] == i and all(
+        a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(cache[1], params)
+    ):
+        return cache[2]
+    prepared = _prepare(model, i)
+    if sum(p.numel() for p in params) <= CACHE_MAX_ELEMENTS:
+        model.__dict__["_cpu_sampler_cache"] = (i, [p.clone() for p in params], prepared)
+    return prepared
+
+
+def _prepare(model, i: int) -> tuple:
     n = model.n_inputs
     degrees = model.member_degrees(i)
     masks = model.member_masks(i)

@@ -192,8 +192,20 @@ class DeepNADE(AutoregressiveModel):
         members = torch.stack([self._ordering_log_prob(flat, i) for i in range(self.num_orderings)])
         return (torch.logsumexp(members, 0) - math.log(self.num_orderings)).reshape(batch)
 
+    def params(self, x: Any, mask: int | None = None) -> torch.Tensor:
+        """Every column's parameters ``(..., param_width)`` given the columns before it in
+        ordering ``mask`` (default 0): the conditionals of that member."""
+        x = self.check_input(x)
+        flat, batch = flat_batch(x)
+        i = self._check_member(0 if mask is None else mask)
+        return self._ordering_pass(flat, i, want_params=True).reshape(*batch, self.columns.param_width)
+
     def _ordering_log_prob(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        """``log p_o(x)`` for ordering ``o = orderings[i]``, all ``n`` positions at once.
+        return self._ordering_pass(x, i, want_params=False)
+
+    def _ordering_pass(self, x: torch.Tensor, i: int, want_params: bool) -> torch.Tensor:
+        """``log p_o(x)`` (or every column's parameters) for ordering ``o = orderings[i]``, all
+        ``n`` positions at once.
 
         The first layer is NADE's running sum: at position ``d`` its input is
         ``b + sum_{e<d} (W[:, o_e] x_{o_e} + W[:, n + o_e])`` (an exclusive sum), so it costs
@@ -226,11 +238,16 @@ class DeepNADE(AutoregressiveModel):
                 h = act(layer(h))
             if binary:
                 z = torch.einsum("bdh,dh->bd", h, w_out) + b_out  # (B, n): position d predicts o_d
-                out.append(-F.binary_cross_entropy_with_logits(z, xo, reduction="none").sum(-1))
+                if want_params:
+                    out.append(z[:, torch.argsort(order)])
+                else:
+                    out.append(-F.binary_cross_entropy_with_logits(z, xo, reduction="none").sum(-1))
             else:
                 params = params_by_position(h, out_layer.weight, out_layer.bias, cols, order)
-                out.append(cols.column_log_probs(params, xb).sum(-1))
-        return torch.cat(out) if out else x.new_zeros(0)
+                out.append(params if want_params else cols.column_log_probs(params, xb).sum(-1))
+        if not out:
+            return x.new_zeros((0, cols.param_width) if want_params else (0,))
+        return torch.cat(out)
 
     # -- sampling ----------------------------------------------------------------------
     @torch.no_grad()
