@@ -208,3 +208,23 @@ def test_red_wine_fold_is_stored_and_reused(tmp_path, monkeypatch):
     test = load_dataset("red_wine", data_dir=SHARED, fold=3).test
     assert report["n_examples"] == len(test)
     assert report["nll"] == pytest.approx(-log_likelihoods(model, test).mean(), rel=1e-9)
+
+
+@pytest.mark.parametrize("device", ["mps", "xla", "vulkan", "meta"])
+def test_unusable_devices_are_one_line_errors_before_any_work(tmp_path, device):
+    out = tmp_path / "run"
+    proc = call("train", "--model", "nade", "--data", "digits", "--out", str(out), "--device", device, *TINY)
+    assert_user_error(proc, f"device: '{device}' is not usable here")
+    assert not out.exists()
+
+
+def test_help_shows_defaults():
+    import contextlib
+    import io
+
+    from ardens.cli import build_parser
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text), pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    assert "(default: 10)" in text.getvalue() and "(default: 0)" in text.getvalue()  # --patience, --seed

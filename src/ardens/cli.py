@@ -28,7 +28,23 @@ class UserError(Exception):
     """A problem with the user's input: reported in one line, exit status 2."""
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` shows every option's default (argparse's own formatter also prints ``None`` and
+    ``False``, and repeats defaults a help text already states)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if unset or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)  # --help shows defaults
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # type: ignore[override]
         sys.stderr.write(f"ardens: error: {message}\n")
         raise SystemExit(2)
@@ -153,14 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         help="real columns: floor of each mixture component's standard deviation, in standardized units (default 1e-3)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars; one log line per epoch")
 
     p = sub.add_parser("evaluate", help="test NLL (nats ± SE) and bits per dimension")
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
     _add_data_args(p, required=False)
-    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="which split to score")
     p.add_argument(
         "--masks", type=_positive_int, help="MADE/DeepNADE: ensemble of the first K masks/orderings (default all)"
     )
@@ -170,15 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="draw samples to a .npy or .csv (and a PNG grid for images)")
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
-    p.add_argument("-n", "--num", type=_positive_int, default=64)
+    p.add_argument("-n", "--num", type=_positive_int, default=64, help="number of samples")
     p.add_argument(
         "--out",
         required=True,
         metavar="FILE.npy|FILE.csv",
         help=".csv: a header of column names, integers for discrete columns, category labels kept",
     )
-    p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the sampling generator")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
     p = sub.add_parser("demo", help="train NADE and MADE on the embedded digits and compare with baselines")

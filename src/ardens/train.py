@@ -195,6 +195,13 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"device: expected cpu, cuda or auto; got {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: cuda requested but torch sees no CUDA device (use --device cpu or auto)")
+    if device.type not in ("cpu", "cuda"):
+        try:  # a device torch names but cannot use here (mps, xla, vulkan without support; meta holds no data)
+            if device.type == "meta":
+                raise RuntimeError
+            torch.zeros(1, device=device) + 1
+        except (RuntimeError, TypeError, AssertionError):
+            raise ValueError(f"device: {name!r} is not usable here; use cpu, cuda or auto") from None
     return device
 
 
