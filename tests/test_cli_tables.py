@@ -228,3 +228,11 @@ def test_help_shows_defaults():
     with contextlib.redirect_stdout(text), pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     assert "(default: 10)" in text.getvalue() and "(default: 0)" in text.getvalue()  # --patience, --seed
+
+
+def test_documented_submodules_import_with_the_package():
+    import subprocess
+    import sys
+
+    code = "import ardens; ardens.data.load_dataset('digits'); ardens.train.fit; ardens.evaluate.evaluate; ardens.fetch"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,5 @@
-"""ardens: neural autoregressive density estimation (NADE, MADE) with exact likelihoods.
+"""ardens: neural autoregressive density estimation (NADE, MADE, DeepNADE) for binary, categorical,
+real-valued and mixed data, with exact likelihoods.
 
 >>> import torch, ardens
 >>> model = ardens.MADE(n_inputs=8, hidden=[32])
@@ -6,10 +7,27 @@
 torch.Size([2])
 """
 
+# the documented submodules import with the package: ardens.data, ardens.train, ardens.evaluate, ...
+from . import data, evaluate, fetch, heads, train
 from .deepnade import DeepNADE
+from .estimator import DensityEstimator
 from .made import MADE, MaskedLinear
 from .nade import NADE
 from .serialization import load, read_metadata, save
 
-__all__ = ["DeepNADE", "MADE", "MaskedLinear", "NADE", "load", "read_metadata", "save"]
+__all__ = [
+    "DeepNADE",
+    "DensityEstimator",
+    "MADE",
+    "MaskedLinear",
+    "NADE",
+    "data",
+    "evaluate",
+    "fetch",
+    "heads",
+    "load",
+    "read_metadata",
+    "save",
+    "train",
+]
 __version__ = "0.1.0"

@@ -443,8 +443,9 @@ def samples_csv(x, model, meta: dict) -> str:
     for row in np.asarray(x):
         cells = []
         for j, v in enumerate(row):
-            if j in labels:
-                cells.append(_csv_cell(labels[j][int(v)]))
+            if j in labels:  # a level with no label (a one-label column is categorical:2) is written as its code
+                names_j = labels[j]
+                cells.append(_csv_cell(names_j[int(v)] if int(v) < len(names_j) else str(int(v))))
             elif specs[j].startswith("real"):
                 cells.append(repr(float(v)))
             else:
