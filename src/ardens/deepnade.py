@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import queries
 from ._checks import check_positive_int, check_sizes
 from ._columnwise import inputs_by_position, params_by_position
 from .base import (
@@ -43,7 +44,7 @@ from .base import (
     resolve_columns,
     sample_ensemble,
 )
-from .masks import make_ordering
+from .masks import OrderingSpec, check_ordering, make_ordering
 
 __all__ = ["DeepNADE"]
 
@@ -58,8 +59,9 @@ class DeepNADE(AutoregressiveModel):
         n_inputs: the number of columns ``n`` (all binary unless ``columns`` is given).
         hidden: sizes of the hidden layers (at least one).
         num_orderings: ``K``, the orderings averaged by ``log_prob`` (EoNADE for ``K > 1``).
-        ordering: ``"random"`` (every member from ``(seed, i)``) or ``"natural"`` (member 0
-            in the natural order, the others random).
+        ordering: ``"random"`` (every member from ``(seed, i)``), ``"natural"`` (member 0
+            in the natural order, the others random), or a permutation listing input positions
+            in generation order: member 0's ordering (the others random; saved in the config).
         seed: seeds the orderings.
         activation: ``"relu"`` (as in the paper) or ``"sigmoid"``.
         columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
@@ -73,7 +75,7 @@ class DeepNADE(AutoregressiveModel):
         n_inputs: int | None = None,
         hidden: Sequence[int] = (500, 500),
         num_orderings: int = 1,
-        ordering: str = "random",
+        ordering: OrderingSpec = "random",
         seed: int = 0,
         activation: str = "relu",
         columns: Any = None,
@@ -86,15 +88,24 @@ class DeepNADE(AutoregressiveModel):
         if not self.hidden:
             raise ValueError("hidden: DeepNADE needs at least one hidden layer")
         self.num_orderings = check_positive_int("num_orderings", num_orderings)
-        if ordering not in ("random", "natural"):
-            raise ValueError(f"ordering: expected 'random' or 'natural'; got {ordering!r}")
+        explicit = None
+        if not isinstance(ordering, str):
+            if ordering is None:
+                raise ValueError(f"ordering: expected 'random', 'natural' or a permutation of range({n}); got None")
+            explicit = check_ordering(np.asarray(ordering), n)
+        elif ordering not in ("random", "natural"):
+            raise ValueError(f"ordering: expected 'random', 'natural' or a permutation of range({n}); got {ordering!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}; got {activation!r}")
-        self.ordering_spec, self.seed, self.activation = ordering, int(seed), activation
+        self.ordering_spec = ordering if explicit is None else explicit.tolist()
+        self.seed, self.activation = int(seed), activation
+        natural = explicit is None and ordering == "natural"
         orders = [
-            make_ordering(n, "natural" if (i == 0 and ordering == "natural") else "random", seed=self.seed, index=i)
+            make_ordering(n, "natural" if (i == 0 and natural) else "random", seed=self.seed, index=i)
             for i in range(self.num_orderings)
         ]
+        if explicit is not None:
+            orders[0] = explicit
         self.register_buffer("orderings", torch.as_tensor(np.stack(orders), dtype=torch.long))
         sizes = [self.columns.input_width + n, *self.hidden, self.columns.param_width]
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(sizes, sizes[1:]))
@@ -182,15 +193,53 @@ class DeepNADE(AutoregressiveModel):
         return self.order_agnostic_nll(x, generator)
 
     # -- likelihood --------------------------------------------------------------------
-    def log_prob(self, x: Any, mask: int | None = None) -> torch.Tensor:
+    def log_prob(self, x: Any, mask: int | None = None, *, observed: Any = None, ordering: Any = None) -> torch.Tensor:
         """Exact ``log p(x)``: the ensemble ``log mean_i p_{o_i}(x)``, or with ``mask=i``
-        member ``i``'s own log-likelihood."""
+        member ``i``'s own log-likelihood, or with ``ordering=o`` (a permutation) the
+        log-likelihood ``log p_o(x)`` of that one ordering.
+
+        With ``observed`` (a boolean mask of ``x``'s shape), ``log p(x_unobserved | x_observed)``,
+        exact for any observed set: the conditional of the ensemble of the observed-first
+        orderings ``o_i'`` (each row's observed columns in ``o_i``'s relative order, then the
+        others), which for one member (``mask=i``, or ``ordering=o``) is ``p_{o'}(x_U | x_O)``
+        (:mod:`ardens.queries`)."""
+        if observed is not None:
+            return queries.conditional_log_prob(self, x, observed, mask=mask, ordering=ordering)
         x = self.check_input(x)
         flat, batch = flat_batch(x)
+        if ordering is not None:
+            if mask is not None:
+                raise ValueError("ordering: give mask or ordering, not both")
+            order = torch.as_tensor(check_ordering(_numpy(ordering), self.n_inputs), device=self.orderings.device)
+            return self._ordering_pass(flat, 0, want_params=False, order=order).reshape(batch)
         if mask is not None or self.num_orderings == 1:
             return self._ordering_log_prob(flat, self._check_member(0 if mask is None else mask)).reshape(batch)
         members = torch.stack([self._ordering_log_prob(flat, i) for i in range(self.num_orderings)])
         return (torch.logsumexp(members, 0) - math.log(self.num_orderings)).reshape(batch)
+
+    def marginal_log_prob(self, x: Any, observed: Any, mask: int | None = None, ordering: Any = None) -> torch.Tensor:
+        """``log p(x_observed)`` per row, exact for any observed set: ``log mean_i p_{o_i'}(x_O)``
+        over the observed-first orderings (one member with ``mask=i`` or ``ordering=o``); the
+        unobserved entries are never read (:mod:`ardens.queries`)."""
+        return queries.marginal_log_prob(self, x, observed, mask=mask, ordering=ordering)
+
+    def impute(
+        self,
+        x: Any,
+        observed: Any,
+        generator: torch.Generator | None = None,
+        draws: int = 1,
+        fill: str = "sample",
+        mask: int | None = None,
+        ordering: Any = None,
+    ) -> torch.Tensor:
+        """``x`` with its unobserved entries drawn exactly from the conditional that
+        ``log_prob(x, observed=...)`` scores (a member per row from its posterior ``p_{o_i'}(x_O)``,
+        then ancestral sampling in ``o_i'``); ``fill``, ``draws`` and errors in
+        :func:`ardens.queries.impute`."""
+        return queries.impute(
+            self, x, observed, generator=generator, draws=draws, fill=fill, mask=mask, ordering=ordering
+        )
 
     def params(self, x: Any, mask: int | None = None) -> torch.Tensor:
         """Every column's parameters ``(..., param_width)`` given the columns before it in
@@ -203,16 +252,19 @@ class DeepNADE(AutoregressiveModel):
     def _ordering_log_prob(self, x: torch.Tensor, i: int) -> torch.Tensor:
         return self._ordering_pass(x, i, want_params=False)
 
-    def _ordering_pass(self, x: torch.Tensor, i: int, want_params: bool) -> torch.Tensor:
+    def _ordering_pass(
+        self, x: torch.Tensor, i: int, want_params: bool, order: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``log p_o(x)`` (or every column's parameters) for ordering ``o = orderings[i]``, all
         ``n`` positions at once.
 
         The first layer is NADE's running sum: at position ``d`` its input is
         ``b + sum_{e<d} (W[:, o_e] x_{o_e} + W[:, n + o_e])`` (an exclusive sum), so it costs
         ``O(H)`` per position instead of ``O(nH)``; the layers above run on every position,
-        and the output layer only for the column each position predicts."""
+        and the output layer only for the column each position predicts. ``order``, if given,
+        replaces ``orderings[i]``."""
         cols = self.columns
-        n, order = self.n_inputs, self.orderings[i]
+        n, order = self.n_inputs, (self.orderings[i] if order is None else order)
         act = activation_fn(self.activation)
         first, out_layer = self.layers[0], self.layers[-1]
         n_in = cols.input_width
@@ -278,3 +330,7 @@ class DeepNADE(AutoregressiveModel):
             draw=draw,
             per_column=cols.uniforms_per_column,
         )
+
+
+def _numpy(v: Any) -> np.ndarray:
+    return v.cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)

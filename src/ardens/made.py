@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _made_cpu, _nade_cpu
+from . import _made_cpu, _nade_cpu, queries
 from ._checks import check_positive_int, check_sizes
 from .base import (
     ACTIVATIONS,
@@ -269,17 +269,42 @@ class MADE(AutoregressiveModel):
         inverse = torch.argsort(order)
         return z_mix[:, inverse].reshape(*batch, self.n_inputs)
 
-    def log_prob(self, x: Any, mask: int | None = None) -> torch.Tensor:
+    def log_prob(self, x: Any, mask: int | None = None, *, observed: Any = None) -> torch.Tensor:
         """Exact ``log p(x)``; for ``K > 1`` members the mixture ``log mean_i p_i(x)``.
 
-        ``mask=i`` gives member ``i``'s own log-likelihood.
+        ``mask=i`` gives member ``i``'s own log-likelihood. With ``observed`` (a boolean mask of
+        ``x``'s shape), ``log p(x_unobserved | x_observed)`` (for ``K > 1``, of the mixture):
+        exact when every row's observed columns are a prefix of the ordering of every member
+        used, else a ``ValueError`` (:mod:`ardens.queries`).
         """
+        if observed is not None:
+            return queries.conditional_log_prob(self, x, observed, mask=mask)
         x = self.check_input(x)
         flat, batch = flat_batch(x)
         if mask is not None or self.num_masks == 1:
             return self._member_log_prob(flat, self._check_member(0 if mask is None else mask)).reshape(batch)
         members = torch.stack([self._member_log_prob(flat, i) for i in range(self.num_masks)])
         return (torch.logsumexp(members, 0) - math.log(self.num_masks)).reshape(batch)
+
+    def marginal_log_prob(self, x: Any, observed: Any, mask: int | None = None) -> torch.Tensor:
+        """``log p(x_observed)`` per row (for ``K > 1`` members the mixture's ``log mean_i p_i(x_O)``;
+        unobserved entries never read): exact when every row's observed columns are a prefix of the
+        ordering of every member used, else a ``ValueError`` (:mod:`ardens.queries`)."""
+        return queries.marginal_log_prob(self, x, observed, mask=mask)
+
+    def impute(
+        self,
+        x: Any,
+        observed: Any,
+        generator: torch.Generator | None = None,
+        draws: int = 1,
+        fill: str = "sample",
+        mask: int | None = None,
+    ) -> torch.Tensor:
+        """``x`` with its unobserved entries drawn from ``p(x_unobserved | x_observed)`` (for ``K > 1``
+        the mixture's: a member per row from its posterior ``p_i(x_O)``); observed columns a prefix of
+        the ordering. ``fill``, ``draws`` and errors in :func:`ardens.queries.impute`."""
+        return queries.impute(self, x, observed, generator=generator, draws=draws, fill=fill, mask=mask)
 
     def _member_log_prob(self, flat: torch.Tensor, i: int) -> torch.Tensor:
         z = self._logits(flat, i, dropout=self.training)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _nade_ops
+from . import _nade_ops, queries
 from ._checks import check_positive_int
 from ._columnwise import inputs_by_position, params_by_position
 from .base import (
@@ -156,15 +156,38 @@ class NADE(AutoregressiveModel):
             h = torch.cat([self.h1.expand(B, 1, d), h[:, 1:]], dim=1)
         return params_by_position(h, self.V, self.c, self.columns, self.order)
 
-    def log_prob(self, x: Any) -> torch.Tensor:
+    def log_prob(self, x: Any, *, observed: Any = None) -> torch.Tensor:
         """Exact ``log p(x)`` in nats (densities of real columns in the data's units),
-        shape ``x.shape[:-1]``."""
+        shape ``x.shape[:-1]``.
+
+        With ``observed`` (a boolean mask of ``x``'s shape), ``log p(x_unobserved | x_observed)``:
+        exact when every row's observed columns are a prefix of the ordering, else a
+        ``ValueError`` (:mod:`ardens.queries`)."""
+        if observed is not None:
+            return queries.conditional_log_prob(self, x, observed)
         x = self.check_input(x)
         flat, batch = flat_batch(x)
         if self._fast:
             return _nade_ops.log_prob(flat, *self._params(), self.activation).reshape(batch)
         params = self.encoded_params(self.columns.encode(flat))
         return self.columns.column_log_probs(params, flat).sum(-1).reshape(batch)
+
+    def marginal_log_prob(self, x: Any, observed: Any) -> torch.Tensor:
+        """``log p(x_observed)`` per row (unobserved entries never read); exact when every row's
+        observed columns are a prefix of the ordering, else a ``ValueError`` (:mod:`ardens.queries`)."""
+        return queries.marginal_log_prob(self, x, observed)
+
+    def impute(
+        self,
+        x: Any,
+        observed: Any,
+        generator: torch.Generator | None = None,
+        draws: int = 1,
+        fill: str = "sample",
+    ) -> torch.Tensor:
+        """``x`` with its unobserved entries drawn from ``p(x_unobserved | x_observed)`` (observed
+        columns a prefix of the ordering); ``fill``, ``draws`` and errors in :func:`ardens.queries.impute`."""
+        return queries.impute(self, x, observed, generator=generator, draws=draws, fill=fill)
 
     @torch.no_grad()
     def sample(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
