@@ -99,6 +99,26 @@ def test_early_stopping_with_patience(tmp_path):
     assert result.stopped_early and result.epochs_run == result.best_epoch + 2 < 200
 
 
+@pytest.mark.parametrize("run_dir", [True, False])
+def test_fit_ends_with_the_best_validation_weights(tmp_path, run_dir):
+    """Overfitting past the best epoch: the model handed to fit ends as its best epoch, with or
+    without a run directory, and equals best.safetensors."""
+    torch.manual_seed(0)
+    model = build_model("made", 64, ModelConfig(hidden=[64]))
+    config = TrainConfig(epochs=200, batch_size=20, lr=0.03, patience=3)
+    result = fit(model, SMALL, config, tmp_path / "run" if run_dir else None, progress=False)
+    assert result.best_epoch < result.epochs_run
+    last = result.history[-1]["valid_nll"]
+    assert result.best_valid_nll < last
+    assert float(-log_likelihoods(model, SMALL.valid).mean()) == pytest.approx(result.best_valid_nll, rel=1e-6)
+    if run_dir:
+        saved = ardens.load(tmp_path / "run" / "best.safetensors")
+        for (k, a), b in zip(model.state_dict().items(), saved.state_dict().values()):
+            assert torch.equal(a, b), k
+    else:
+        assert not (tmp_path / "run").exists()
+
+
 class SimulatedInterruptError(Exception):
     pass
 
