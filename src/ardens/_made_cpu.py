@@ -92,8 +92,10 @@ def _prepared(model, i: int) -> tuple:
     ``CACHE_MAX_ELEMENTS`` parameters rebuild every time."""
     params = [t.detach() for t in (*model.parameters(), model.degrees)]
     cache = model.__dict__.get("_cpu_sampler_cache")
-    if cache is not None and cache[0] == i and all(
-        a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(cache[1], params)
+    if (
+        cache is not None
+        and cache[0] == i
+        and all(a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(cache[1], params))
     ):
         return cache[2]
     prepared = _prepare(model, i)

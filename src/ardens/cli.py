@@ -176,7 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test NLL (nats ± SE) and bits per dimension")
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
     _add_data_args(p, required=False)
-    p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="which split to score")
+    p.add_argument("--split", choices=("train", "valid", "test"), help="which split to score (default: test)")
+    p.add_argument(
+        "--all-rows",
+        action="store_true",
+        help="score every row of the --data file (default: the training file), unsplit, instead of a split;"
+        " complete rows only (for rows with missing cells use 'ardens score')",
+    )
     p.add_argument(
         "--masks", type=_positive_int, help="MADE/DeepNADE: ensemble of the first K masks/orderings (default all)"
     )
@@ -196,6 +202,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the sampling generator")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+    p = sub.add_parser(
+        "score",
+        help="log-likelihood of every row of a file (rows with missing cells: of their observed cells)",
+        description="Write one line per row of FILE, in file order: row,log_likelihood,observed_columns,exact."
+        " row: the row's number as ardens' messages give it (its 1-based line in a text file, its 0-based index"
+        " in an array); log_likelihood: log p(x) in nats, in the data's units, for a complete row, and log"
+        " p(x_observed) (the missing cells marginalized out, model.marginal_log_prob) for a row with missing"
+        " cells (empty, NA, NaN, nan); observed_columns: how many of the model's columns the row has;"
+        " exact: yes. DeepNADE marginalizes any set of columns exactly; NADE and MADE only when the observed"
+        " columns come first in their ordering: any other row is a one-line error naming the first such row"
+        " (train a DeepNADE), unless --skip-inexact, which leaves its log_likelihood empty with exact=no."
+        " A summary line gives the rows scored, how many were marginalized, and the mean log-likelihood.",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="a .csv/.tsv/.txt table (header checked against the model's column names), .npy, or .npz (one"
+        " array, or an array 'x' or 'data'); in the model's column types and labels",
+    )
+    p.add_argument("--out", required=True, metavar="SCORES.csv", help="the scores (written atomically)")
+    p.add_argument(
+        "--masks", type=_positive_int, help="MADE/DeepNADE: ensemble of the first K masks/orderings (default all)"
+    )
+    p.add_argument(
+        "--skip-inexact",
+        action="store_true",
+        help="NADE/MADE: leave rows whose observed columns are not a prefix of the ordering unscored (exact=no)"
+        " instead of failing",
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=1000, help="rows per batch")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+
+    p = sub.add_parser(
+        "impute",
+        help="fill the missing cells of a file from p(missing | observed)",
+        description="Write FILE with its missing cells (empty, NA, NaN, nan) filled from the model's"
+        " conditional p(x_missing | x_observed) (model.impute); observed cells are written back exactly as"
+        " the input text has them (.npy/.npz input: their values), the header kept, category labels for"
+        " labelled columns. --fill sample: random draws (with --draws K > 1, K lines per input row, each"
+        " with a first column 'draw' numbered 0..K-1); --fill mean/mode: one line per row summarizing"
+        " --draws draws (default 100): real columns their mean, discrete ones their most frequent value."
+        " DeepNADE conditions on any set of columns; NADE and MADE only when the missing columns come last"
+        " in their ordering (else a one-line error: train a DeepNADE). One-hot-group models: a group with"
+        " a missing cell is imputed as a whole (its cells are all rewritten).",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
+    p.add_argument(
+        "--data", required=True, metavar="FILE", help="a .csv/.tsv/.txt table, .npy, or .npz with missing cells"
+    )
+    p.add_argument("--out", required=True, metavar="FILLED.csv", help="the filled table (written atomically)")
+    p.add_argument(
+        "--draws", type=_positive_int, help="draws per row (default: 1 for --fill sample, 100 for mean/mode)"
+    )
+    p.add_argument(
+        "--fill",
+        choices=("sample", "mean", "mode"),
+        default="sample",
+        help="sample: the draws themselves; mean, mode: one summary of the draws per row",
+    )
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the imputation generator")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
 
     p = sub.add_parser("demo", help="train NADE and MADE on the embedded digits and compare with baselines")
     p.add_argument("--out", metavar="DIR", help="output directory (default: ./ardens-demo, or -2, -3, ... if taken)")
@@ -352,31 +424,59 @@ def _load_for(spec: str, args: argparse.Namespace, meta: dict):
     return align_to_model(data, meta)
 
 
+_SCORE_HINT = "evaluate scores complete rows: use 'ardens score' for rows with missing cells"
+
+
+def _missing_hint(err: ValueError) -> UserError | ValueError:
+    """The loaders' missing-value error, pointing at ``ardens score`` instead of "not supported"."""
+    from .tables import _MISSING_NOTE
+
+    text = str(err)
+    return UserError(text.replace(_MISSING_NOTE, _SCORE_HINT)) if _MISSING_NOTE in text else err
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data import NAMED_SETS, REAL_SETS, DataError
     from .evaluate import evaluate, load_checkpoint
     from .train import resolve_device
 
+    if args.all_rows and (args.split or args.fold):
+        raise UserError(f"--{'split' if args.split else 'fold'}: not with --all-rows (every row of the file is scored)")
+    split = args.split or "test"
     model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
     spec = args.data or _stored_spec(meta.get("data"), meta.get("data_source"))
     if not spec:
         raise UserError("--data: required (the checkpoint does not say which data it was trained on)")
-    data = _load_for(spec, args, meta)
-    x = data.split(args.split)
-    if x.shape[1] != model.n_inputs:
-        raise UserError(
-            f"{data.source or data.name}: data has {x.shape[1]} dimensions; the model expects {model.n_inputs}"
-        )
+    if args.all_rows:
+        if spec == "digits" or spec in NAMED_SETS or spec in REAL_SETS:
+            raise UserError(f"--all-rows: reads a file; {spec} is a named set (score one of its splits with --split)")
+        rows = _read_rows(spec, model, meta)
+        if rows.missing.any():
+            r, j = (int(v) for v in np.argwhere(rows.missing)[0])
+            raise UserError(f"{rows.where}: missing value at {rows.row(r)}, {rows.column(j)}; {_SCORE_HINT}")
+        x, name, fold, split = rows.x, Path(spec).stem, None, "all rows"
+    else:
+        try:
+            data = _load_for(spec, args, meta)
+        except DataError as err:
+            raise _missing_hint(err) from None
+        x, name, fold = data.split(split), data.name, data.fold
+        if x.shape[1] != model.n_inputs:
+            raise UserError(
+                f"{data.source or data.name}: data has {x.shape[1]} dimensions; the model expects {model.n_inputs}"
+            )
     report = evaluate(model, x, masks=args.masks, batch_size=args.batch_size)
     if args.json:
-        print(
-            json.dumps({"checkpoint": str(args.checkpoint), "data": data.name, "split": args.split, **report.as_dict()})
-        )
+        which = "all" if args.all_rows else split
+        print(json.dumps({"checkpoint": str(args.checkpoint), "data": name, "split": which, **report.as_dict()}))
         return 0
     kind = type(model).__name__
     member = model.member_name
     label = f"{kind}, ensemble of {report.masks} {member}s" if report.masks > 1 else kind
-    fold = f" (fold {data.fold})" if data.fold is not None else ""
-    print(f"{data.name}{fold} {args.split}: {report.n_examples} examples, {report.dim} columns")
+    fold = f" (fold {fold})" if fold is not None else ""
+    print(f"{name}{fold} {split}: {report.n_examples} examples, {report.dim} columns")
     bits = f", {report.bits_per_dim:.4f} bits/dim" if report.bits_per_dim is not None else ""
     print(f"{label}: NLL {report.nll:.4f} ± {report.stderr:.4f} nats{bits}")
     if report.standardized_log_likelihood is not None:
@@ -458,6 +558,222 @@ def _csv_cell(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
 
 
+# -- files with missing cells: score, impute -------------------------------------------------
+def _read_rows(path: str, model, meta: dict):
+    """Every row of ``path`` in the model's columns (:func:`ardens.data.read_rows`), NaN where missing."""
+    from .data import read_rows
+
+    return read_rows(path, meta, columns=model.columns.specs())
+
+
+def _output_file(out: str, force: bool, data: str) -> Path:
+    """``--out``: a .csv that is not the input, and not overwritten without ``--force``."""
+    path = Path(out)
+    if path.suffix.lower() != ".csv":
+        raise UserError(f"{path}: --out must end in .csv")
+    if Path(data).exists() and path.exists() and path.resolve() == Path(data).resolve():
+        raise UserError(f"{path}: is the --data file, which ardens never modifies; choose another --out")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; --out is a file")
+    if path.exists() and not force:
+        raise UserError(f"{path}: exists; choose another --out or pass --force")
+    return path
+
+
+def _not_prefix(model, observed, members: int):
+    """Rows (boolean) whose observed columns are not a prefix of the ordering of one of the first
+    ``members`` members: those NADE and MADE cannot condition on (never for DeepNADE)."""
+    import numpy as np
+
+    bad = np.zeros(len(observed), dtype=bool)
+    if hasattr(model, "conditional_params"):  # DeepNADE: any observed set
+        return bad
+    for i in range(members):
+        ms = observed[:, model.ordering(i).cpu().numpy()]
+        bad |= (ms[:, 1:] & ~ms[:, :-1]).any(1)
+    return bad
+
+
+def _prefix_error(model, rows, bad, members: int, what: str, tail: str = "") -> UserError:
+    """The one-line error for the first row NADE/MADE cannot condition on."""
+    import numpy as np
+
+    from .base import ensemble_size
+
+    r = int(np.argmax(bad))
+    observed = ~rows.missing[r]
+    for i in range(members):
+        order = model.ordering(i).cpu().numpy()
+        ms = observed[order]
+        if (ms[1:] & ~ms[:-1]).any():
+            j = int(order[np.flatnonzero(~ms)[0]])
+            break
+    name = type(model).__name__
+    member = f" (member {i})" if ensemble_size(model) > 1 else ""
+    others = int(bad.sum()) - 1
+    more = f" ({others} more row{'s' if others != 1 else ''} like it)" if others else ""
+    return UserError(
+        f"{rows.where}: {rows.row(r)}: {name} can {what} only when the missing columns come last in its ordering"
+        f"{member}, but {rows.column(j)} is missing before observed columns{more}; train a DeepNADE"
+        f" (--model deepnade), which conditions on any set of columns{tail}"
+    )
+
+
+def _marginal(model, x, observed, masks: int | None, batch_size: int):
+    """``log p(x_observed)`` per row (float64), the ensemble of the first ``masks`` members."""
+    import numpy as np
+    import torch
+
+    from .base import ensemble_size
+
+    ref = next(model.parameters())
+    k = ensemble_size(model) if masks is None else masks
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb = torch.as_tensor(x[start : start + batch_size]).to(ref.device, ref.dtype)
+            mb = torch.as_tensor(observed[start : start + batch_size]).to(ref.device)
+            if k == ensemble_size(model):
+                lp = model.marginal_log_prob(xb, mb)
+            else:
+                members = torch.stack([model.marginal_log_prob(xb, mb, mask=i) for i in range(k)])
+                lp = members[0] if k == 1 else members.logsumexp(0) - math.log(k)
+            out.append(lp.double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .evaluate import _members, load_checkpoint, log_likelihoods
+    from .serialization import atomic_write_text
+    from .train import resolve_device
+
+    out = _output_file(args.out, args.force, args.data)
+    model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    k = _members(model, args.masks)
+    rows = _read_rows(args.data, model, meta)
+    x, missing = rows.x, rows.missing
+    observed = ~missing
+    complete = ~missing.any(1)
+    ll = np.full(len(x), np.nan)
+    exact = np.ones(len(x), dtype=bool)
+    if complete.any():
+        ll[complete] = log_likelihoods(model, x[complete], masks=args.masks, batch_size=args.batch_size)
+    bad = _not_prefix(model, observed, k) & ~complete
+    if bad.any() and not args.skip_inexact:
+        raise _prefix_error(model, rows, bad, k, "score a row with missing cells", ", or pass --skip-inexact")
+    todo = ~complete & ~bad
+    if todo.any():
+        ll[todo] = _marginal(model, x[todo], observed[todo], args.masks, args.batch_size)
+    exact[bad] = False
+    lines = ["row,log_likelihood,observed_columns,exact"]
+    for r in range(len(x)):
+        value = repr(float(ll[r])) if exact[r] else ""
+        lines.append(f"{int(rows.numbers[r])},{value},{int(observed[r].sum())},{'yes' if exact[r] else 'no'}")
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    scored = int(exact.sum())
+    mean = f"{ll[exact].mean():.4f} nats" if scored else "n/a"
+    skipped = f"; {int(bad.sum())} not scored (exact=no)" if bad.any() else ""
+    print(
+        f"scored {scored} of {len(x)} rows ({int(todo.sum())} with missing cells marginalized{skipped});"
+        f" mean log-likelihood {mean}; wrote {out}"
+    )
+    return 0
+
+
+def _cell_text(value: float, spec: str, labels: list[str] | None) -> str:
+    """A value as ``samples_csv`` writes it: a label, an integer code, or a float."""
+    if labels is not None:
+        code = int(round(value))
+        return _csv_cell(labels[code] if code < len(labels) else str(code))
+    if spec.startswith("real"):
+        return repr(float(value))
+    return str(int(round(value)))
+
+
+def cmd_impute(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .base import ensemble_size
+    from .evaluate import load_checkpoint
+    from .serialization import atomic_write_text
+    from .tables import ungroup
+    from .train import resolve_device
+
+    out = _output_file(args.out, args.force, args.data)
+    model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    rows = _read_rows(args.data, model, meta)
+    missing = rows.missing
+    if not missing.any():
+        raise UserError(f"nothing to impute: no missing cell in {rows.where}")
+    partial = missing.any(1)
+    bad = _not_prefix(model, ~missing, ensemble_size(model)) & partial
+    if bad.any():
+        raise _prefix_error(model, rows, bad, ensemble_size(model), "impute")
+    draws = args.draws or (1 if args.fill == "sample" else 100)
+    copies = draws if args.fill == "sample" else 1
+    ref = next(model.parameters())
+    generator = torch.Generator(device=ref.device).manual_seed(args.seed)
+    which = np.flatnonzero(partial)
+    filled = np.repeat(rows.x[None], copies, axis=0)  # (copies, rows, n)
+    for start in range(0, len(which), 1000):
+        idx = which[start : start + 1000]
+        got = model.impute(
+            torch.as_tensor(rows.x[idx]),
+            torch.as_tensor(~missing[idx]),
+            generator=generator,
+            draws=draws,
+            fill=args.fill,
+        )
+        filled[:, idx] = got.double().cpu().numpy().reshape(copies, len(idx), -1)
+    # back to the file's columns: one-hot groups ungrouped; ``rewrite``: the file cells taken from ``filled``
+    if rows.groups:
+        width = rows.file_values.shape[1]
+        owner = np.empty(width, dtype=np.int64)
+        pos = k = 0
+        for start, stop, _ in rows.groups:
+            owner[pos:start] = np.arange(k, k + start - pos)
+            k += start - pos
+            owner[start:stop] = k
+            k += 1
+            pos = stop
+        owner[pos:] = np.arange(k, k + width - pos)
+        rewrite = missing[:, owner]
+        values = [ungroup(f, rows.groups, width).astype(np.float64) for f in filled]
+        specs, labels = rows.file_specs, {}
+    else:
+        rewrite = missing
+        values = list(filled)
+        specs, labels = rows.file_specs, rows.labels
+    n_file = rows.file_values.shape[1]
+    header = rows.file_names
+    if header is None and rows.cells is None:  # arrays: name the columns
+        header = rows.names if rows.names and len(rows.names) == n_file else [f"x{j}" for j in range(n_file)]
+    lines = []
+    if header is not None:
+        lines.append(",".join((["draw"] if copies > 1 else []) + [_csv_cell(str(h)) for h in header]))
+    for r in range(len(rows.x)):
+        for d in range(copies):
+            cells = [str(d)] if copies > 1 else []
+            for c in range(n_file):
+                if rows.cells is not None and not rewrite[r, c]:
+                    cells.append(_csv_cell(rows.cells[r][c]))
+                else:
+                    cells.append(_cell_text(values[d][r, c], specs[c], labels.get(c)))
+            lines.append(",".join(cells))
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    n_cells = int(np.isnan(rows.file_values).sum())
+    how = {"sample": f"{draws} draw{'s' if draws > 1 else ''} each", "mean": f"mean of {draws} draws"}
+    how["mode"] = f"mode of {draws} draws"
+    print(
+        f"filled {n_cells} missing cells in {len(which)} of {len(rows.x)} rows ({how[args.fill]});"
+        f" wrote {len(lines) - (header is not None)} rows to {out}"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -477,7 +793,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "demo": cmd_demo, "fetch": cmd_fetch}
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "score": cmd_score,
+    "impute": cmd_impute,
+    "sample": cmd_sample,
+    "demo": cmd_demo,
+    "fetch": cmd_fetch,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

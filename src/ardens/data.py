@@ -16,6 +16,8 @@ problem (and the row and column, where there is one).
   ``columns`` array of names), ``.npy`` (one array), or a text table (``.csv``, ``.tsv``,
   ``.txt``, ``.amat``, ``.data``; see :mod:`ardens.tables`). A single array is split by
   :func:`split_rows` (seeded shuffle, 80/10/10).
+- All rows of a user's file, unsplit, read for a trained model, missing cells allowed (NaN):
+  :func:`load_rows` / :func:`read_rows` (what ``ardens score`` and ``ardens impute`` read).
 
 Binary data (every column 0/1) is held as ``uint8`` with ``columns=None``, exactly as
 before; pure 0/1 text keeps its fast parser (:func:`parse_binary_text`). Any other data is
@@ -48,6 +50,7 @@ import numpy as np
 __all__ = [
     "DataError",
     "Dataset",
+    "Rows",
     "SetInfo",
     "NAMED_SETS",
     "REAL_SETS",
@@ -64,6 +67,8 @@ __all__ = [
     "load_named",
     "load_real",
     "load_file",
+    "load_rows",
+    "read_rows",
     "fold_indices",
     "one_hot_report",
     "parse_binary_text",
@@ -866,3 +871,244 @@ def align_to_model(data: Dataset, meta: dict, where: str | None = None) -> Datas
             arr[:, j] = [index[labels[c]] for c in arr[:, j].astype(np.int64)]
     cats = {**data.categories, **{j: stored[j] for j in data.categories if j in stored}}
     return replace(data, train=splits["train"], valid=splits["valid"], test=splits["test"], categories=cats)
+
+
+# -- all rows of a file, for a trained model, missing values allowed ------------------------------
+@dataclass(frozen=True)
+class Rows:
+    """All rows of a file read for a trained model (:func:`read_rows`).
+
+    ``x``: float64 ``(rows, n)`` in the model's columns and codes (labels mapped to the model's
+    codes, one-hot groups regrouped), NaN where a value is missing. ``names``: the model's column
+    names (else the file's, regrouped), or None. ``numbers``: each row's number in messages (its
+    1-based line in a text file, its 0-based index in an array). ``file_values``: float64
+    ``(rows, file columns)`` as read (text labels as the model's codes; one-hot files: the binary
+    columns), NaN where missing. ``file_names``: the file's header (or ``columns`` array), or
+    None. ``cells``: text files only, each row's cells as written. ``file_specs``: the type of
+    each file column (``binary`` for the columns of a one-hot group). ``labels``: the model's
+    labels by model column. ``groups``: the model's one-hot groups, or ``()``.
+    """
+
+    x: np.ndarray
+    names: list[str] | None
+    numbers: np.ndarray
+    file_values: np.ndarray
+    file_names: list[str] | None
+    cells: list[list[str]] | None
+    file_specs: list[str]
+    labels: dict[int, list[str]]
+    groups: tuple[tuple[int, int, bool], ...]
+    where: str
+
+    @property
+    def missing(self) -> np.ndarray:
+        """``(rows, n)`` boolean: the model columns with no value."""
+        return np.isnan(self.x)
+
+    def row(self, r: int) -> str:
+        """``row N`` as messages name row ``r`` (1-based line of a text file, index of an array)."""
+        return f"row {int(self.numbers[r])}"
+
+    def column(self, j: int) -> str:
+        """``column J (name)`` of the model's columns."""
+        name = self.names[j] if self.names and j < len(self.names) else ""
+        return f"column {j} ({name})" if name else f"column {j}"
+
+
+def _model_specs(meta: dict, columns: Sequence[str] | None) -> list[str]:
+    if columns is not None:
+        return list(columns)
+    if meta.get("columns"):
+        return list(meta["columns"])
+    config = meta.get("config") or {}
+    if config.get("columns"):
+        return list(config["columns"])
+    if config.get("n_inputs"):
+        return ["binary"] * int(config["n_inputs"])
+    raise DataError("model: its header names no column types; pass columns=")
+
+
+def _grouped_names(names: Sequence[str], groups: Sequence[Sequence[int]]) -> list[str]:
+    out, pos = [], 0
+    for start, stop, *_ in groups:
+        out += names[pos:start]
+        out.append(f"{names[start]}..{names[stop - 1]}")
+        pos = stop
+    return out + list(names[pos:])
+
+
+def _read_any_table(path: Path, where: str):
+    """The file as a :class:`ardens.tables.Table` with missing values kept (NaN)."""
+    from .tables import read_text_table, table_from_array
+
+    if not path.exists():
+        raise DataError(f"{where}: no such file")
+    if path.is_dir():
+        raise DataError(f"{where}: is a directory; expected a .csv/.tsv/.txt, .npy or .npz file")
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        try:
+            raw = path.read_bytes()
+        except OSError as err:
+            raise DataError(f"{where}: unreadable ({err.strerror or err})") from None
+        return read_text_table(raw, where, missing=True)
+    if suffix == ".npy":
+        return table_from_array(_read_npy(path), where, missing=True)
+    if suffix == ".npz":
+        arrays = _read_npz(path)
+        names = None
+        if "columns" in arrays and arrays["columns"].dtype.kind == "U" and arrays["columns"].ndim == 1:
+            names = [str(c) for c in arrays.pop("columns")]
+        key = next((k for k in ("x", "data") if k in arrays), None)
+        if key is None and len(arrays) == 1:
+            key = next(iter(arrays))
+        if key is None:
+            has = ", ".join(sorted(arrays)) or "none"
+            raise DataError(f"{where}: expected a single array, or an array named 'x' or 'data'; has {has}")
+        arr = arrays[key]
+        if names is not None and (np.ndim(arr) != 2 or len(names) != np.shape(arr)[1]):
+            names = None
+        return table_from_array(arr, f"{where}[{key}]", names, source=where, missing=True)
+    raise DataError(
+        f"{where}: unknown file type {suffix or '(none)'!r}; expected a text table ({', '.join(TEXT_SUFFIXES)}), "
+        ".npy or .npz"
+    )
+
+
+def _check_codes(table, j: int, spec: str) -> None:
+    """The present values of column ``j`` must be valid for ``spec`` (binary, categorical:K, real)."""
+    col = table.values[:, j]
+    present = ~np.isnan(col)
+    kind = spec.partition(":")[0]
+    if kind == "binary":
+        bad = present & (col != 0) & (col != 1)
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise table.error(r, j, f"value {col[r]:g} in a column the model reads as binary (0/1)")
+    elif kind == "categorical":
+        levels = int(spec.partition(":")[2])
+        bad = present & ((col != np.floor(col)) | (col < 0) | (col >= levels))
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise table.error(r, j, f"value {col[r]:g} in a column the model reads as {spec} (codes 0..{levels - 1})")
+
+
+def read_rows(
+    path: str | os.PathLike, meta: dict, where: str | None = None, columns: Sequence[str] | None = None
+) -> Rows:
+    """Every row of a user's file, in file order and unsplit, read in the column types and labels
+    of a trained model whose checkpoint header is ``meta`` (``columns``, ``column_names``,
+    ``categories``, ``one_hot_groups``, as :func:`ardens.train.table_meta` writes them; an
+    all-binary model's width comes from its ``config``). Missing cells (empty, ``NA``, ``NaN``,
+    ``nan``, ... in text; NaN in arrays) become NaN.
+
+    ``columns``: the model's column specs, if ``meta`` lacks them. Formats: text tables
+    (:mod:`ardens.tables`), ``.npy`` (one array), ``.npz`` (one array, or an array named ``x`` or
+    ``data``; an optional ``columns`` array of names). Every present value is checked against the
+    model's column type; text labels are mapped to the model's codes (a label the model never saw
+    is an error naming the row and column; arrays give codes); a header must match the model's
+    column names. A one-hot-group model reads the binary file and regroups it: a row with a missing
+    cell in a group has the whole group missing. Errors: one-line :class:`DataError` naming the
+    file, the row (1-based line in a text file) and the column.
+
+    >>> import tempfile
+    >>> meta = {"columns": ["real:10", "categorical:2"], "column_names": ["a", "b"],
+    ...         "categories": {"1": ["no", "yes"]}}
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = Path(d, "f.csv").write_text("a,b\\n1.5,yes\\n,no\\n2,\\n")
+    ...     rows = read_rows(Path(d, "f.csv"), meta, where="f.csv")
+    >>> rows.x.tolist(), rows.numbers.tolist()
+    ([[1.5, 1.0], [nan, 0.0], [2.0, nan]], [2, 3, 4])
+    """
+    path = Path(path)
+    where = where or str(path)
+    specs = _model_specs(meta, columns)
+    n = len(specs)
+    groups = tuple((int(g[0]), int(g[1]), bool(g[2])) for g in (meta.get("one_hot_groups") or ()))
+    width = int(meta.get("one_hot_groups_width") or n) if groups else n
+    table = _read_any_table(path, where)
+    table.wheres = [where if w == str(path) else w for w in table.wheres]
+    d = table.values.shape[1]
+    if d != width:
+        what = f"{width} binary columns (regrouped into {n})" if groups else f"{n}"
+        raise DataError(f"{where}: {d} columns; the model expects {what}")
+    model_names = list(meta["column_names"]) if meta.get("column_names") else None
+    file_names = list(table.names) if table.names is not None else None
+    names = _grouped_names(file_names, groups) if file_names is not None and groups else file_names
+    if model_names and names and names != model_names:
+        first = next(j for j, (a, b) in enumerate(zip(names, model_names)) if a != b)
+        raise DataError(
+            f"{where}: header does not match the model's columns: column {first} is {names[first]!r}, "
+            f"expected {model_names[first]!r}"
+        )
+    names = model_names or names
+    stored = {int(k): list(v) for k, v in (meta.get("categories") or {}).items()}
+    values = table.values
+    file_specs = ["binary"] * d if groups else specs
+    for j in range(d):
+        spec = file_specs[j]
+        labels = table.labels.get(j)
+        if labels is not None:
+            if j not in stored:
+                r = int(np.argmax(~np.isnan(values[:, j])))
+                label = labels[int(values[r, j])]
+                raise table.error(r, j, f"text {label!r} in a column the model reads as {spec}")
+            index = {label: k for k, label in enumerate(stored[j])}
+            codes = values[:, j]
+            present = ~np.isnan(codes)
+            for r in np.flatnonzero(present):
+                label = labels[int(codes[r])]
+                if label not in index:
+                    raise table.error(r, j, f"label {label!r} was not seen in training")
+            codes[present] = [index[labels[int(c)]] for c in codes[present]]
+        elif j in stored and table.cells is not None and not np.isnan(values[:, j]).all():
+            r = int(np.argmax(~np.isnan(values[:, j])))
+            shown = ", ".join(map(repr, stored[j][:3])) + (", ..." if len(stored[j]) > 3 else "")
+            raise table.error(r, j, f"number {values[r, j]:g} in a column of text labels ({shown})")
+        _check_codes(table, j, spec)
+    if groups:
+        x = np.empty((len(values), n))
+        pos = k = 0
+        for start, stop, has_none in groups:
+            x[:, k : k + start - pos] = values[:, pos:start]
+            k += start - pos
+            block = values[:, start:stop]
+            gone = np.isnan(block).any(1)
+            count = np.where(gone, 0, np.nan_to_num(block).sum(1))
+            for bad, what in ((count > 1, "more than one 1"), (~gone & (count == 0) & (not has_none), "no 1")):
+                if bad.any():
+                    r = int(np.argmax(bad))
+                    tail = "; a group allows at most one" if count[r] > 1 else ", whose training split always has one"
+                    raise DataError(
+                        f"{where}: row {int(table.rows[r])} has {what} in one-hot group {start}:{stop} "
+                        f"(columns {start}..{stop - 1}){tail}"
+                    )
+            code = np.nan_to_num(block).argmax(1).astype(np.float64) + (1 if has_none else 0)
+            code = np.where(count == 0, 0.0, code)
+            x[:, k] = np.where(gone, np.nan, code)
+            k += 1
+            pos = stop
+        x[:, k:] = values[:, pos:]
+    else:
+        x = values.copy()
+    return Rows(
+        x=np.ascontiguousarray(x, dtype=np.float64),
+        names=names,
+        numbers=np.asarray(table.rows if table.rows is not None else np.arange(len(values))),
+        file_values=values,
+        file_names=file_names,
+        cells=table.cells,
+        file_specs=file_specs,
+        labels={j: stored[j] for j in stored if not groups},
+        groups=groups,
+        where=where,
+    )
+
+
+def load_rows(
+    path: str | os.PathLike, meta: dict, where: str | None = None, columns: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str] | None]:
+    """``(x, names)``: every row of a file read for a trained model, NaN where a value is missing
+    (see :func:`read_rows`, which also gives row numbers and the cells' text)."""
+    rows = read_rows(path, meta, where, columns)
+    return rows.x, rows.names

@@ -9,7 +9,9 @@ header when none of its cells is a number and some column holds numbers below it
 of text labels only has no detectable header). A pandas-style index column (header cell
 empty or ``Unnamed: 0``, values 0..N-1) is dropped. A last column left empty on every row
 (each line ends with the separator) is dropped. ``NA``, ``N/A``, ``NaN``, ``nan``, ``null``
-and empty cells are missing values, which are refused (one line naming the row and column).
+and empty cells are missing values, which are refused (one line naming the row and column),
+unless the reader is asked to keep them (``missing=True``: NaN in ``values``, the cells' text in
+``cells``; :func:`ardens.data.read_rows`).
 In messages, the rows of a text file are its 1-based line numbers; the rows of an array are
 its 0-based row indices.
 
@@ -89,7 +91,8 @@ class Table:
     ``names``: column names (from a header) or None. ``labels``: the sorted labels of the
     text-label columns, by column index. ``rows``: the number each row has in messages.
     ``wheres``/``starts``: the file (or ``file[split]``) of each block of rows, and where each
-    block starts.
+    block starts. ``cells``: only when read with ``missing=True`` from text, each row's cells as
+    written (one string per column, surrounding spaces kept, quotes removed).
     """
 
     values: np.ndarray
@@ -98,6 +101,7 @@ class Table:
     rows: np.ndarray | None = None
     wheres: list[str] = field(default_factory=lambda: ["data"])
     starts: list[int] = field(default_factory=lambda: [0])
+    cells: list[list[str]] | None = None
 
     def column(self, j: int) -> str:
         """``column J (name)``, or ``column J`` when the column has no name."""
@@ -134,10 +138,17 @@ def _is_number(token: str) -> bool:
     return True
 
 
-def read_text_table(raw: bytes, where: str) -> Table:
+def read_text_table(raw: bytes, where: str, missing: bool = False) -> Table:
     """Parse a text table (see the module docstring) into a :class:`Table`, or raise a
     one-line :class:`~ardens.data.DataError` (ragged rows, missing values, text in a numeric
     column, infinities).
+
+    ``missing=True`` (opt-in) keeps missing cells as NaN instead of refusing them, and keeps
+    each row's cell text in ``cells``.
+
+    >>> t = read_text_table(b"a,b\\n1.5,x\\n,y\\n2.5,NA\\n", "m.csv", missing=True)
+    >>> t.values.tolist(), t.labels, t.cells
+    ([[1.5, 0.0], [nan, 1.0], [2.5, nan]], {1: ['x', 'y']}, [['1.5', 'x'], ['', 'y'], ['2.5', 'NA']])
 
     >>> t = read_text_table(b"\\xef\\xbb\\xbf;x;y\\n0;1.5;a\\n1;2.5;b\\n", "p.csv")
     >>> t.names, t.values.tolist(), t.rows.tolist()
@@ -178,8 +189,11 @@ def read_text_table(raw: bytes, where: str) -> Table:
     values = np.empty((n, width))
     strings: dict[int, dict[int, str]] = {}
     last_empty = sep is not None and width > 1
+    kept: list[list[str]] | None = [] if missing else None
     for i in range(n):
         toks = first if i == 0 else tokens(i)
+        if kept is not None:
+            kept.append(list(toks))
         if len(toks) != width:
             raise DataError(
                 f"{where}: line {content[i][0]} has {len(toks)} values; earlier rows have {width} (ragged rows)"
@@ -204,6 +218,8 @@ def read_text_table(raw: bytes, where: str) -> Table:
         strings.pop(width - 1, None)
         first = first[:-1]
         width -= 1
+        if kept is not None:
+            kept = [row[:-1] for row in kept]
 
     # header: no number in the first row, and some column with text there has numbers below
     if n > 1 and np.isnan(values[0]).all():
@@ -213,6 +229,7 @@ def read_text_table(raw: bytes, where: str) -> Table:
         if header:
             names = [t.strip().strip('"') for t in first]
             values, lines = values[1:], lines[1:]
+            kept = kept[1:] if kept is not None else None
             strings = {j: {i - 1: s for i, s in cells.items() if i} for j, cells in strings.items()}
             strings = {j: cells for j, cells in strings.items() if cells}
             n -= 1
@@ -221,7 +238,8 @@ def read_text_table(raw: bytes, where: str) -> Table:
                     values, names = values[:, 1:], names[1:]
                     strings = {j - 1: cells for j, cells in strings.items()}
                     width -= 1
-    table = Table(values, names, {}, lines, [where], [0])
+                    kept = [row[1:] for row in kept] if kept is not None else None
+    table = Table(values, names, {}, lines, [where], [0], kept)
 
     # text: a column of labels only, or a stray cell in a numeric column
     for j in sorted(strings):
@@ -242,22 +260,25 @@ def read_text_table(raw: bytes, where: str) -> Table:
         else:
             r = int(np.argmax(numeric))
             raise table.error(r, j, f"number {col[r]:g} in a column of text labels")
-    check_finite(table)
+    check_finite(table, missing)
     return table
 
 
-def check_finite(table: Table) -> None:
-    """Refuse missing values (NaN) and infinities, naming the first such cell."""
+def check_finite(table: Table, missing: bool = False) -> None:
+    """Refuse missing values (NaN) and infinities, naming the first such cell; with
+    ``missing=True`` (opt-in) only infinities."""
     values = table.values
     finite = np.isfinite(values)
     if finite.all():
         return
-    missing = np.isnan(values)
-    if missing.any():
-        r, j = np.argwhere(missing)[0]
+    nan = np.isnan(values)
+    if nan.any() and not missing:
+        r, j = np.argwhere(nan)[0]
         raise DataError(f"{table.where(r)}: missing value at {table.cell(r, j)}; {_MISSING_NOTE}")
-    r, j = np.argwhere(~finite)[0]
-    raise table.error(r, j, f"infinite value {values[r, j]}")
+    infinite = ~finite & ~nan
+    if infinite.any():
+        r, j = np.argwhere(infinite)[0]
+        raise table.error(r, j, f"infinite value {values[r, j]}")
 
 
 def _check_array(arr: np.ndarray, where: str) -> np.ndarray:
@@ -280,10 +301,11 @@ def table_from_array(
     where: str | Sequence[str],
     names: Sequence[str] | None = None,
     source: str | None = None,
+    missing: bool = False,
 ) -> Table:
     """A :class:`Table` of one array, or of several stacked (a file's splits; ``where`` then
     names each, ``source`` the file). Rows are numbered from 0 within each array; NaN and
-    infinities are refused.
+    infinities are refused (``missing=True``, opt-in: NaN is kept as a missing value).
 
     >>> table_from_array(np.array([[0.0, 1.0], [np.nan, 2.0]]), "x.npy")
     Traceback (most recent call last):
@@ -306,7 +328,7 @@ def table_from_array(
     if names is not None and len(names) != values.shape[1]:
         raise DataError(f"{source}: {len(names)} column names for {values.shape[1]} columns")
     table = Table(values, list(names) if names is not None else None, {}, rows, list(where), starts)
-    check_finite(table)
+    check_finite(table, missing)
     return table
 
 
