@@ -460,3 +460,22 @@ def test_denormals_are_flushed_on_every_intra_op_thread():
         pytest.skip("this CPU cannot flush denormals")
     assert kept_inside == 0, f"{kept_inside} of {tiny.numel()} denormals survived on some thread"
     assert kept_after == tiny.numel(), "left flushing on after training"
+
+
+def test_denormals_are_flushed_on_torchs_workers_when_another_openmp_runtime_is_loaded():
+    """scikit-learn's wheel carries its own libgomp: loaded first, it must not be mistaken for
+    torch's (its parallel region would set the flags on its own workers, not torch's)."""
+    pytest.importorskip("sklearn")
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from sklearn.mixture import GaussianMixture;"
+        "GaussianMixture(2).fit(np.random.rand(50, 2));"
+        "import torch; from ardens._denormals import flush_denormals;"
+        "torch.set_num_threads(2); tiny = torch.full((1 << 20,), 1e-40); _ = tiny * 1.0\n"
+        "with flush_denormals(torch.device('cpu')): kept = int((tiny * 1.0 != 0).sum())\n"
+        "print(kept if torch.set_flush_denormal(False) else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert int(out.strip()) == 0

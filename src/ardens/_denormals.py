@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 from collections.abc import Iterator
 from functools import cache
 
@@ -30,7 +31,10 @@ def _openmp_runtime() -> ctypes.CDLL | None:
             paths = {line.split()[-1] for line in maps if "/libgomp" in line or "/libiomp" in line}
     except OSError:
         return None
-    for path in sorted(paths):
+    # torch's own runtime first: another library (scikit-learn's wheel, say) may have loaded
+    # a second libgomp, whose parallel regions run on its own workers, not torch's
+    torch_lib = os.path.join(os.path.dirname(os.path.realpath(torch.__file__)), "lib")
+    for path in sorted(paths, key=lambda p: (not os.path.realpath(p).startswith(torch_lib), p)):
         with contextlib.suppress(OSError):
             runtime = ctypes.CDLL(path)
             if hasattr(runtime, "GOMP_parallel"):

@@ -1,4 +1,15 @@
-"""What every ardens model shares: input checks, log-likelihood from logits, config."""
+"""What every ardens model shares: input checks, log-likelihood from logits, config, and the
+context of conditional models.
+
+A model built with ``context_features=C > 0`` is a conditional density ``p(x | c)``: every call
+that evaluates or draws from it (``log_prob``, ``sample``, ``params``, ``encoded_params``, the
+training entry point ``forward(x, training_step=s, context=c)`` / ``training_loss``, and the
+queries of :mod:`ardens.queries`) takes ``context=c``, a real array of shape ``(..., C)``: one row
+per row of ``x`` (or per sample), or a single row ``(C,)`` broadcast to all of them. The context
+is used as given (no standardization inside the model). :meth:`AutoregressiveModel.check_context`
+makes a missing context, a context of the wrong width, NaN/inf in it, or a context given to a
+model without one a one-line ``ValueError`` naming ``context``.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +32,7 @@ __all__ = [
     "check_member",
     "sample_ensemble",
     "ACTIVATIONS",
+    "context_kw",
 ]
 
 ACTIVATIONS = ("sigmoid", "relu")
@@ -73,6 +85,7 @@ class AutoregressiveModel(nn.Module):
 
     n_inputs: int
     columns: Columns
+    context_features: int = 0  # C: the width of the context of p(x | c) (0: an unconditional model)
     member_name = "mask"  # what one member of an ensemble of this model is called
 
     def _reference(self) -> torch.Tensor:
@@ -96,6 +109,48 @@ class AutoregressiveModel(nn.Module):
             out["min_scale"] = self.columns.min_scale
         return out
 
+    def context_config(self) -> dict[str, Any]:
+        """``{"context_features": C}`` for conditional models (unconditional configs stay as they were)."""
+        return {"context_features": self.context_features} if self.context_features else {}
+
+    def check_context(self, context: Any, batch: tuple[int, ...] | torch.Size) -> torch.Tensor | None:
+        """``context`` as a ``(rows, C)`` tensor of the model's dtype and device, one row per
+        element of ``batch`` (the batch shape of ``x``, or ``(num,)`` for samples; a single row
+        is broadcast), or ``None`` for a model without context; else a one-line ``ValueError``."""
+        width = self.context_features
+        if not width:
+            if context is not None:
+                shape = tuple(np.shape(context)) if not isinstance(context, torch.Tensor) else tuple(context.shape)
+                raise ValueError(f"context: this model takes no context (context_features=0); got shape {shape}")
+            return None
+        if context is None:
+            raise ValueError(f"context: this model needs a context of width {width} (context_features); got none")
+        if not isinstance(context, torch.Tensor):
+            try:
+                context = torch.as_tensor(np.asarray(context, dtype=np.float64))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"context: expected a real array of shape (..., {width}); got {err}") from None
+        if context.is_complex() or not (context.is_floating_point() or _is_int(context) or context.dtype == torch.bool):
+            raise ValueError(f"context: expected real values; got dtype {context.dtype}")
+        if context.dim() == 0 or context.shape[-1] != width:
+            got = "a scalar" if context.dim() == 0 else f"width {context.shape[-1]} (shape {tuple(context.shape)})"
+            raise ValueError(f"context: expected width {width} (context_features={width}); got {got}")
+        ref = self._reference()
+        context = context.to(device=ref.device, dtype=ref.dtype)
+        bad = ~torch.isfinite(context)
+        if bool(bad.any()):
+            pos = bad.reshape(-1, width).nonzero()[0]
+            row, col = int(pos[0]), int(pos[1])
+            raise ValueError(f"context: expected finite values; got NaN or inf at row {row}, column {col}")
+        target = (*tuple(batch), width)
+        try:
+            context = torch.broadcast_to(context, target)
+        except RuntimeError:
+            raise ValueError(
+                f"context: expected shape {target} (a row per row of x) or ({width},); got shape {tuple(context.shape)}"
+            ) from None
+        return context.reshape(-1, width)
+
     def output_bias(self) -> torch.Tensor:
         """The bias of the output layer, ``(param_width,)``: where :meth:`init_from_data` writes."""
         raise NotImplementedError
@@ -111,12 +166,16 @@ class AutoregressiveModel(nn.Module):
         bias = self.output_bias()
         bias.copy_(self.columns.initial_params(data).to(bias))
 
-    def training_loss(self, x: Any, step: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def training_loss(
+        self, x: Any, step: int = 0, generator: torch.Generator | None = None, context: Any = None
+    ) -> torch.Tensor:
         """The per-row loss that training minimizes, through :meth:`forward` (so DDP sees it)."""
-        return self(x, training_step=step, generator=generator)
+        return self(x, training_step=step, generator=generator, context=context)
 
-    def _training_loss(self, x: torch.Tensor, step: int, generator: torch.Generator | None) -> torch.Tensor:
-        return -self.log_prob(x)
+    def _training_loss(
+        self, x: torch.Tensor, step: int, generator: torch.Generator | None, context: Any = None
+    ) -> torch.Tensor:
+        return -self.log_prob(x, **context_kw(context))
 
     def config(self) -> dict[str, Any]:
         """The constructor's keyword arguments, as JSON-serializable values."""
@@ -129,16 +188,32 @@ class AutoregressiveModel(nn.Module):
         raise NotImplementedError
 
     def forward(
-        self, x: Any, *, training_step: int | None = None, generator: torch.Generator | None = None
+        self,
+        x: Any,
+        *,
+        training_step: int | None = None,
+        generator: torch.Generator | None = None,
+        context: Any = None,
     ) -> torch.Tensor:
         """:meth:`log_prob`, or with ``training_step`` the per-row training loss (NADE:
-        ``-log p``; MADE: member ``step % K``'s ``-log p``; DeepNADE: the order-agnostic loss)."""
+        ``-log p``; MADE: member ``step % K``'s ``-log p``; DeepNADE: the order-agnostic loss);
+        ``context`` for conditional models (``context_features > 0``)."""
         if training_step is None:
-            return self.log_prob(x)
-        return self._training_loss(x, int(training_step), generator)
+            return self.log_prob(x, **context_kw(context))
+        return self._training_loss(x, int(training_step), generator, **context_kw(context))
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config().items() if not isinstance(v, list) or len(v) < 8)
+
+
+def context_kw(context: Any) -> dict[str, Any]:
+    """``{"context": context}``, or ``{}`` when there is none (so that models without a context
+    argument are called as before)."""
+    return {} if context is None else {"context": context}
+
+
+def _is_int(x: torch.Tensor) -> bool:
+    return not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
 
 
 def ensemble_size(model: AutoregressiveModel) -> int:
@@ -180,12 +255,14 @@ def sample_ensemble(
     like: torch.Tensor,
     n: int,
     generator: torch.Generator | None,
-    draw: Callable[[torch.Tensor, int], torch.Tensor],
+    draw: Callable[..., torch.Tensor],
     per_column: int = 1,
+    context: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``num`` samples of a ``k``-member ensemble: each from member ``mask``, or from a member
     chosen uniformly per sample (that samples the mixture). ``draw(u, i)`` turns the
-    uniforms ``u`` of some samples into member ``i``'s samples."""
+    uniforms ``u`` of some samples into member ``i``'s samples; with ``context`` (``(num, C)``),
+    ``draw(u, i, c)`` also gets those samples' rows of the context."""
     num = check_positive_int("num", num, allow_zero=True)
     if mask is not None:
         members = torch.full((num,), check_member(mask, k), dtype=torch.long)
@@ -195,5 +272,5 @@ def sample_ensemble(
     x = torch.zeros(num, n, dtype=u.dtype, device=u.device)
     for i in members.unique().tolist():
         rows = (members == i).nonzero().flatten().to(like.device)
-        x[rows] = draw(u[rows], i)
+        x[rows] = draw(u[rows], i) if context is None else draw(u[rows], i, context[rows])
     return x

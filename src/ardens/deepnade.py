@@ -12,6 +12,14 @@ model holds ``K`` of them (member ``i`` is a pure function of ``(seed, i)``), an
 likelihood costs, per ordering, NADE's running sum for the first layer and a pass of the
 layers above for each of the ``n`` positions; sampling costs ``n`` network passes.
 
+Conditional DeepNADE, ``p(x | c)`` (``context_features=C``): the context ``c`` (a real vector of
+width ``C``, used as given) is appended to the first layer's input, ``[x * m, m, c]``, so every
+hidden unit sees it, for every ordering and observed set. Every call (``log_prob``, ``sample``,
+``params``, ``conditional_params``, ``order_agnostic_nll``, ``forward``/``training_loss`` and the
+queries) then takes ``context=c``, shape ``(..., C)`` (one row per row of ``x`` or per sample, or
+one row ``(C,)`` for all); the running-sum likelihood adds ``W_c c`` to every position's first
+layer.
+
 >>> import torch, ardens
 >>> model = ardens.DeepNADE(n_inputs=5, hidden=[16, 16], num_orderings=3, seed=1)
 >>> x = torch.tensor([[1, 0, 0, 1, 1]])
@@ -19,6 +27,10 @@ layers above for each of the ``n`` positions; sampling costs ``n`` network passe
 (torch.Size([1]), torch.Size([1]))
 >>> model.sample(4, generator=torch.Generator().manual_seed(0)).shape
 torch.Size([4, 5])
+
+>>> cond = ardens.DeepNADE(n_inputs=5, hidden=[16], context_features=2, seed=1)
+>>> cond.log_prob(x, context=torch.tensor([1.0, -1.0])).shape
+torch.Size([1])
 """
 
 from __future__ import annotations
@@ -66,6 +78,9 @@ class DeepNADE(AutoregressiveModel):
         activation: ``"relu"`` (as in the paper) or ``"sigmoid"``.
         columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
         min_scale: the mixture heads' standard-deviation floor (standardized units).
+        context_features: ``C``, the width of a context ``c``; ``C > 0`` makes the model the
+            conditional density ``p(x | c)`` (module docstring), and every call then requires
+            ``context=c``, shape ``(..., C)`` (or one row ``(C,)`` for all rows).
     """
 
     member_name = "ordering"
@@ -80,6 +95,7 @@ class DeepNADE(AutoregressiveModel):
         activation: str = "relu",
         columns: Any = None,
         min_scale: float | None = None,
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         self.columns = resolve_columns(n_inputs, columns, min_scale)
@@ -107,7 +123,9 @@ class DeepNADE(AutoregressiveModel):
         if explicit is not None:
             orders[0] = explicit
         self.register_buffer("orderings", torch.as_tensor(np.stack(orders), dtype=torch.long))
-        sizes = [self.columns.input_width + n, *self.hidden, self.columns.param_width]
+        self.context_features = check_positive_int("context_features", context_features, allow_zero=True)
+        # the first layer's input: [encoded x * mask, mask, context]
+        sizes = [self.columns.input_width + n + self.context_features, *self.hidden, self.columns.param_width]
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(sizes, sizes[1:]))
 
     @property
@@ -124,6 +142,7 @@ class DeepNADE(AutoregressiveModel):
             "seed": self.seed,
             "activation": self.activation,
             **self.columns_config(),
+            **self.context_config(),
         }
 
     def output_bias(self) -> torch.Tensor:
@@ -148,28 +167,36 @@ class DeepNADE(AutoregressiveModel):
             h = layer(h) if i == last else act(layer(h))
         return h
 
-    def conditional_params(self, x: Any, observed: Any) -> torch.Tensor:
-        """Parameters ``(..., param_width)`` of every column's ``p(x_k | x_observed)``
-        (meaningful for the unobserved ``k``), given a 0/1 mask ``observed`` of ``x``'s shape.
-        The unobserved entries of ``x`` are never read (any valid value will do)."""
+    @staticmethod
+    def _input(e: torch.Tensor, m: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
+        """The first layer's input ``[e, m]``, or ``[e, m, c]`` with context."""
+        return torch.cat([e, m] if ctx is None else [e, m, ctx], dim=-1)
+
+    def conditional_params(self, x: Any, observed: Any, context: Any = None) -> torch.Tensor:
+        """Parameters ``(..., param_width)`` of every column's ``p(x_k | x_observed)`` (given the
+        context too, for a conditional model), meaningful for the unobserved ``k``, given a 0/1
+        mask ``observed`` of ``x``'s shape. The unobserved entries of ``x`` are never read."""
         x = self.check_input(x)
         m = torch.as_tensor(observed).to(x)
         if m.shape != x.shape:
             raise ValueError(f"observed: expected shape {tuple(x.shape)} (that of x); got {tuple(m.shape)}")
         flat, batch = flat_batch(x)
+        ctx = self.check_context(context, batch)
         mf = m.reshape(-1, self.n_inputs)
         e = self.columns.encode(flat) * mf[:, self.columns.input_column.to(mf.device)]
-        return self._network(torch.cat([e, mf], dim=-1)).reshape(*batch, self.columns.param_width)
+        return self._network(self._input(e, mf, ctx)).reshape(*batch, self.columns.param_width)
 
-    def conditional_logits(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    def conditional_logits(self, x: torch.Tensor, observed: torch.Tensor, context: Any = None) -> torch.Tensor:
         """Logits ``(..., n)`` of ``p(x_k = 1 | x_observed)`` for every ``k`` (all-binary
         models; meaningful for the unobserved ``k``), given a 0/1 mask ``observed`` of the
         same shape as ``x``."""
         if not self.columns.all_binary:
             raise ValueError("conditional_logits: only for all-binary models; use conditional_params")
-        return self._network(torch.cat([x * observed, observed], dim=-1))
+        if context is None and not self.context_features:
+            return self._network(torch.cat([x * observed, observed], dim=-1))
+        return self.conditional_params(x, observed, context=context)
 
-    def order_agnostic_nll(self, x: Any, generator: torch.Generator | None = None) -> torch.Tensor:
+    def order_agnostic_nll(self, x: Any, generator: torch.Generator | None = None, context: Any = None) -> torch.Tensor:
         """Unbiased estimate, per row, of the NLL averaged over all ``n!`` orderings; ``x``
         of shape ``(..., n)``, the result of shape ``x.shape[:-1]``.
 
@@ -177,23 +204,29 @@ class DeepNADE(AutoregressiveModel):
         dimensions; the estimate is ``n / (n - d)`` times the NLL of the ``n - d``
         unobserved dimensions given the observed ones (Uria et al., 2014). Its expectation
         is ``mean_o -log p_o(x)``. The randomness comes from ``generator`` (on the CPU).
+        ``context``: of ``p(x | c)``, for a conditional model.
         """
         x = self.check_input(x)
         flat, batch = flat_batch(x)
+        ctx = self.check_context(context, batch)
         b, n = flat.shape
         d = torch.randint(n, (b, 1), generator=generator)
         ranks = torch.rand(b, n, generator=generator).argsort(1).argsort(1)
         observed = (ranks < d).to(flat.device, flat.dtype)
         e = self.columns.encode(flat) * observed[:, self.columns.input_column.to(flat.device)]
-        params = self._network(torch.cat([e, observed], dim=-1))
+        params = self._network(self._input(e, observed, ctx))
         nll = -(self.columns.column_log_probs(params, flat) * (1 - observed)).sum(-1)
         return (nll * (n / (n - d.squeeze(1))).to(flat.device, flat.dtype)).reshape(batch)
 
-    def _training_loss(self, x: torch.Tensor, step: int, generator: torch.Generator | None) -> torch.Tensor:
-        return self.order_agnostic_nll(x, generator)
+    def _training_loss(
+        self, x: torch.Tensor, step: int, generator: torch.Generator | None, context: Any = None
+    ) -> torch.Tensor:
+        return self.order_agnostic_nll(x, generator, context=context)
 
     # -- likelihood --------------------------------------------------------------------
-    def log_prob(self, x: Any, mask: int | None = None, *, observed: Any = None, ordering: Any = None) -> torch.Tensor:
+    def log_prob(
+        self, x: Any, mask: int | None = None, *, observed: Any = None, ordering: Any = None, context: Any = None
+    ) -> torch.Tensor:
         """Exact ``log p(x)``: the ensemble ``log mean_i p_{o_i}(x)``, or with ``mask=i``
         member ``i``'s own log-likelihood, or with ``ordering=o`` (a permutation) the
         log-likelihood ``log p_o(x)`` of that one ordering.
@@ -202,26 +235,29 @@ class DeepNADE(AutoregressiveModel):
         exact for any observed set: the conditional of the ensemble of the observed-first
         orderings ``o_i'`` (each row's observed columns in ``o_i``'s relative order, then the
         others), which for one member (``mask=i``, or ``ordering=o``) is ``p_{o'}(x_U | x_O)``
-        (:mod:`ardens.queries`)."""
+        (:mod:`ardens.queries`). ``context``: ``log p(x | c)`` (``context_features > 0``)."""
         if observed is not None:
-            return queries.conditional_log_prob(self, x, observed, mask=mask, ordering=ordering)
+            return queries.conditional_log_prob(self, x, observed, mask=mask, ordering=ordering, context=context)
         x = self.check_input(x)
         flat, batch = flat_batch(x)
+        ctx = self.check_context(context, batch)
         if ordering is not None:
             if mask is not None:
                 raise ValueError("ordering: give mask or ordering, not both")
             order = torch.as_tensor(check_ordering(_numpy(ordering), self.n_inputs), device=self.orderings.device)
-            return self._ordering_pass(flat, 0, want_params=False, order=order).reshape(batch)
+            return self._ordering_pass(flat, 0, want_params=False, order=order, ctx=ctx).reshape(batch)
         if mask is not None or self.num_orderings == 1:
-            return self._ordering_log_prob(flat, self._check_member(0 if mask is None else mask)).reshape(batch)
-        members = torch.stack([self._ordering_log_prob(flat, i) for i in range(self.num_orderings)])
+            return self._ordering_log_prob(flat, self._check_member(0 if mask is None else mask), ctx).reshape(batch)
+        members = torch.stack([self._ordering_log_prob(flat, i, ctx) for i in range(self.num_orderings)])
         return (torch.logsumexp(members, 0) - math.log(self.num_orderings)).reshape(batch)
 
-    def marginal_log_prob(self, x: Any, observed: Any, mask: int | None = None, ordering: Any = None) -> torch.Tensor:
+    def marginal_log_prob(
+        self, x: Any, observed: Any, mask: int | None = None, ordering: Any = None, context: Any = None
+    ) -> torch.Tensor:
         """``log p(x_observed)`` per row, exact for any observed set: ``log mean_i p_{o_i'}(x_O)``
         over the observed-first orderings (one member with ``mask=i`` or ``ordering=o``); the
         unobserved entries are never read (:mod:`ardens.queries`)."""
-        return queries.marginal_log_prob(self, x, observed, mask=mask, ordering=ordering)
+        return queries.marginal_log_prob(self, x, observed, mask=mask, ordering=ordering, context=context)
 
     def impute(
         self,
@@ -232,28 +268,43 @@ class DeepNADE(AutoregressiveModel):
         fill: str = "sample",
         mask: int | None = None,
         ordering: Any = None,
+        context: Any = None,
     ) -> torch.Tensor:
         """``x`` with its unobserved entries drawn exactly from the conditional that
         ``log_prob(x, observed=...)`` scores (a member per row from its posterior ``p_{o_i'}(x_O)``,
         then ancestral sampling in ``o_i'``); ``fill``, ``draws`` and errors in
         :func:`ardens.queries.impute`."""
         return queries.impute(
-            self, x, observed, generator=generator, draws=draws, fill=fill, mask=mask, ordering=ordering
+            self,
+            x,
+            observed,
+            generator=generator,
+            draws=draws,
+            fill=fill,
+            mask=mask,
+            ordering=ordering,
+            context=context,
         )
 
-    def params(self, x: Any, mask: int | None = None) -> torch.Tensor:
+    def params(self, x: Any, mask: int | None = None, context: Any = None) -> torch.Tensor:
         """Every column's parameters ``(..., param_width)`` given the columns before it in
-        ordering ``mask`` (default 0): the conditionals of that member."""
+        ordering ``mask`` (default 0), and the context: the conditionals of that member."""
         x = self.check_input(x)
         flat, batch = flat_batch(x)
+        ctx = self.check_context(context, batch)
         i = self._check_member(0 if mask is None else mask)
-        return self._ordering_pass(flat, i, want_params=True).reshape(*batch, self.columns.param_width)
+        return self._ordering_pass(flat, i, want_params=True, ctx=ctx).reshape(*batch, self.columns.param_width)
 
-    def _ordering_log_prob(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        return self._ordering_pass(x, i, want_params=False)
+    def _ordering_log_prob(self, x: torch.Tensor, i: int, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        return self._ordering_pass(x, i, want_params=False, ctx=ctx)
 
     def _ordering_pass(
-        self, x: torch.Tensor, i: int, want_params: bool, order: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        i: int,
+        want_params: bool,
+        order: torch.Tensor | None = None,
+        ctx: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``log p_o(x)`` (or every column's parameters) for ordering ``o = orderings[i]``, all
         ``n`` positions at once.
@@ -262,7 +313,8 @@ class DeepNADE(AutoregressiveModel):
         ``b + sum_{e<d} (W[:, o_e] x_{o_e} + W[:, n + o_e])`` (an exclusive sum), so it costs
         ``O(H)`` per position instead of ``O(nH)``; the layers above run on every position,
         and the output layer only for the column each position predicts. ``order``, if given,
-        replaces ``orderings[i]``."""
+        replaces ``orderings[i]``. A context ``ctx`` ``(B, C)`` adds ``W_c c`` to every position's
+        first layer."""
         cols = self.columns
         n, order = self.n_inputs, (self.orderings[i] if order is None else order)
         act = activation_fn(self.activation)
@@ -285,6 +337,8 @@ class DeepNADE(AutoregressiveModel):
             else:
                 contrib = inputs_by_position(cols.encode(xb), first.weight[:, :n_in], cols, order)
                 before = F.pad(torch.cumsum(contrib[:, :-1], dim=1), (0, 0, 1, 0))
+            if ctx is not None:
+                before = before + (ctx[lo : lo + step] @ first.weight[:, n_in + n :].t())[:, None, :]
             h = act(before + offset)
             for layer in self.layers[1:-1]:
                 h = act(layer(h))
@@ -303,19 +357,24 @@ class DeepNADE(AutoregressiveModel):
 
     # -- sampling ----------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, num: int, generator: torch.Generator | None = None, mask: int | None = None) -> torch.Tensor:
+    def sample(
+        self, num: int, generator: torch.Generator | None = None, mask: int | None = None, context: Any = None
+    ) -> torch.Tensor:
         """``num`` exact samples, ``(num, n)``: each from one member (``mask``, or uniformly
-        chosen per sample: that samples the ensemble), one dimension at a time in its ordering."""
+        chosen per sample: that samples the ensemble), one dimension at a time in its ordering;
+        of ``p(x | c)`` with ``context`` (one row per sample, or one row for all)."""
 
         cols = self.columns
+        num = check_positive_int("num", num, allow_zero=True)
+        ctx = self.check_context(context, (num,))
 
-        def draw(u: torch.Tensor, i: int) -> torch.Tensor:
+        def draw(u: torch.Tensor, i: int, c: torch.Tensor | None = None) -> torch.Tensor:
             uu = u if u.dim() == 3 else u.unsqueeze(-1)
             x = u.new_zeros(u.shape[0], self.n_inputs)
             observed = torch.zeros_like(x)
             for j in self.orderings[i].tolist():
                 e = cols.encode(x) * observed[:, cols.input_column.to(x.device)]
-                z = self._network(torch.cat([e, observed], dim=-1))[:, cols.param_slice(j)]
+                z = self._network(self._input(e, observed, c))[:, cols.param_slice(j)]
                 x[:, j] = cols.sample_column(j, z, uu[:, j])
                 observed[:, j] = 1
             return x
@@ -329,6 +388,7 @@ class DeepNADE(AutoregressiveModel):
             generator=generator,
             draw=draw,
             per_column=cols.uniforms_per_column,
+            context=ctx,
         )
 
 

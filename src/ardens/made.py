@@ -19,6 +19,22 @@ model holds ``K`` orderings/connectivities (member ``i`` is a pure function of
 >>> made.sample(3, generator=torch.Generator().manual_seed(0)).shape
 torch.Size([3, 5])
 
+Conditional MADE, ``p(x | c)`` (``context_features=C``): the context ``c`` (a real vector of
+width ``C``, used as given) enters as inputs of degree 0, which the mask rules connect to
+everything: one *unmasked* linear map ``context_layer`` (C -> the first hidden layer) added to
+that layer's pre-activation, and one ``context_out`` (C -> the outputs, a direct connection:
+the first column of an ordering has degree 1 and reads no hidden unit, so without it its
+parameters would ignore ``c``); a MADE with no hidden layer has ``context_out`` only. Every
+column's parameters then depend on ``c`` while the masks keep the autoregressive property in ``x``. Every
+call then takes ``context=c``, shape ``(..., C)`` (one row per row of ``x`` or per sample, or
+one row ``(C,)`` for all). Sampling with context runs one masked pass per column.
+
+>>> cond = ardens.MADE(n_inputs=5, hidden=[16], num_masks=2, context_features=3)
+>>> cond.log_prob(x, context=torch.tensor([[0.1, 0.2, 0.3]])).shape
+torch.Size([1])
+>>> cond.sample(2, context=torch.zeros(2, 3)).shape
+torch.Size([2, 5])
+
 Dropout regularizes training only; in eval mode ``log_prob`` is exact and deterministic:
 
 >>> wide = ardens.MADE(n_inputs=5, hidden=[64], dropout=0.3)
@@ -104,6 +120,11 @@ class MADE(AutoregressiveModel):
             :meth:`conditionals`, the network is deterministic and the density exact.
         columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
         min_scale: the mixture heads' standard-deviation floor (standardized units).
+        context_features: ``C``, the width of a context ``c``; ``C > 0`` makes the model the
+            conditional density ``p(x | c)`` (module docstring): ``log_prob``, ``sample``,
+            ``sample_slow``, ``params``, ``conditionals``, ``encoded_params``,
+            ``forward``/``training_loss``, ``marginal_log_prob`` and ``impute`` then require
+            ``context=c``, shape ``(..., C)`` (or one row ``(C,)`` for all rows).
     """
 
     def __init__(
@@ -119,6 +140,7 @@ class MADE(AutoregressiveModel):
         dropout: float = 0.0,
         columns: Any = None,
         min_scale: float | None = None,
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         self.columns = resolve_columns(n_inputs, columns, min_scale)
@@ -150,6 +172,10 @@ class MADE(AutoregressiveModel):
         sizes = [n_in, *self.hidden]
         self.layers = nn.ModuleList(MaskedLinear(i, o) for i, o in zip(sizes, sizes[1:] + [n_out]))
         self.direct_layer = MaskedLinear(n_in, n_out, bias=False) if self.direct else None
+        self.context_features = n_ctx = check_positive_int("context_features", context_features, allow_zero=True)
+        # the context: inputs of degree 0, seen (unmasked) by every unit of the first layer and every output
+        self.context_layer = nn.Linear(n_ctx, sizes[1], bias=False) if n_ctx and self.hidden else None
+        self.context_out = nn.Linear(n_ctx, n_out, bias=False) if n_ctx else None
         self._masks: dict[tuple, list[torch.Tensor]] = {}
 
     def config(self) -> dict[str, Any]:
@@ -164,6 +190,7 @@ class MADE(AutoregressiveModel):
             "hidden_degrees": self.hidden_degrees,
             "dropout": self.dropout,
             **self.columns_config(),
+            **self.context_config(),
         }
 
     def output_bias(self) -> torch.Tensor:
@@ -214,32 +241,46 @@ class MADE(AutoregressiveModel):
         self._masks = {}  # the degrees may have changed: masks are rebuilt from them
 
     # -- the network -------------------------------------------------------------------
-    def encoded_params(self, e: torch.Tensor, member: int = 0, dropout: bool = False) -> torch.Tensor:
+    def encoded_params(
+        self, e: torch.Tensor, member: int = 0, dropout: bool = False, context: Any = None
+    ) -> torch.Tensor:
         """Member ``member``'s network on encoded inputs ``(B, input_width)``: every column's
-        parameters ``(B, param_width)``."""
+        parameters ``(B, param_width)``; ``context`` ``(B, C)`` (or one row) for a conditional model."""
+        return self._encoded_params(e, member, dropout, self.check_context(context, e.shape[:-1]))
+
+    def _encoded_params(self, e: torch.Tensor, member: int, dropout: bool, ctx: torch.Tensor | None) -> torch.Tensor:
         masks = self.member_masks(member)
         act = activation_fn(self.activation)
         h = e
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):  # (slicing a ModuleList builds a new module)
-            h = layer(h, masks[i]) if i == last else act(layer(h, masks[i]))
+            pre = layer(h, masks[i])
+            if ctx is not None and i == 0 and self.context_layer is not None:
+                pre = pre + self.context_layer(ctx)
+            if ctx is not None and i == last:
+                pre = pre + self.context_out(ctx)
+            h = pre if i == last else act(pre)
             if i != last and dropout and self.dropout:
                 h = F.dropout(h, self.dropout, training=True)
         return h if self.direct_layer is None else h + self.direct_layer(e, masks[-1])
 
-    def _logits(self, x: torch.Tensor, member: int = 0, dropout: bool = False) -> torch.Tensor:
-        return self.encoded_params(self.columns.encode(x), member, dropout)
+    def _logits(
+        self, x: torch.Tensor, member: int = 0, dropout: bool = False, ctx: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self._encoded_params(self.columns.encode(x), member, dropout, ctx)
 
-    def params(self, x: Any, mask: int | None = None) -> torch.Tensor:
+    def params(self, x: Any, mask: int | None = None, context: Any = None) -> torch.Tensor:
         """Member ``mask``'s (default 0) parameters of every column given the columns before
-        it, ``(..., param_width)`` (binary columns: logits; layout in :mod:`ardens.heads`)."""
+        it (and the context), ``(..., param_width)`` (binary columns: logits; layout in
+        :mod:`ardens.heads`)."""
         x = self.check_input(x)
         flat, batch = flat_batch(x)
-        return self._logits(flat, 0 if mask is None else self._check_member(mask)).reshape(
+        ctx = self.check_context(context, batch)
+        return self._logits(flat, 0 if mask is None else self._check_member(mask), ctx=ctx).reshape(
             *batch, self.columns.param_width
         )
 
-    def conditionals(self, x: Any, mask: int | None = None) -> torch.Tensor:
+    def conditionals(self, x: Any, mask: int | None = None, context: Any = None) -> torch.Tensor:
         """Logits ``(..., n)`` of ``p(x_k = 1 | x_<k)``, indexed by input position (all-binary).
 
         With ``mask=i``, member ``i``'s conditionals. With ``mask=None`` and ``K > 1``
@@ -250,15 +291,16 @@ class MADE(AutoregressiveModel):
         if not self.columns.all_binary:
             raise ValueError("conditionals: only for all-binary models; use params(x, mask=i) for other columns")
         if mask is not None or self.num_masks == 1:
-            return self.params(x, mask)
+            return self.params(x, mask, context=context)
         x = self.check_input(x)
         flat, batch = flat_batch(x)
+        ctx = self.check_context(context, batch)
         order = self.ordering(0)
         if any(not torch.equal(self.ordering(i), order) for i in range(1, self.num_masks)):
             raise ValueError("mask: members have different orderings, so pass mask=i for one member")
         log_w, log_p1, log_p0 = [], [], []
         for i in range(self.num_masks):
-            z = self._logits(flat, i)
+            z = self._logits(flat, i, ctx=ctx)
             terms = -F.binary_cross_entropy_with_logits(z, flat, reduction="none")[:, order]
             # log p_i(x_<k), in generation order: an exclusive sum, so x_k never enters its own weight
             log_w.append(F.pad(torch.cumsum(terms[:, :-1], dim=1), (1, 0)))
@@ -269,28 +311,30 @@ class MADE(AutoregressiveModel):
         inverse = torch.argsort(order)
         return z_mix[:, inverse].reshape(*batch, self.n_inputs)
 
-    def log_prob(self, x: Any, mask: int | None = None, *, observed: Any = None) -> torch.Tensor:
+    def log_prob(self, x: Any, mask: int | None = None, *, observed: Any = None, context: Any = None) -> torch.Tensor:
         """Exact ``log p(x)``; for ``K > 1`` members the mixture ``log mean_i p_i(x)``.
 
         ``mask=i`` gives member ``i``'s own log-likelihood. With ``observed`` (a boolean mask of
         ``x``'s shape), ``log p(x_unobserved | x_observed)`` (for ``K > 1``, of the mixture):
         exact when every row's observed columns are a prefix of the ordering of every member
-        used, else a ``ValueError`` (:mod:`ardens.queries`).
+        used, else a ``ValueError`` (:mod:`ardens.queries`). ``context``: ``log p(x | c)``
+        (``context_features > 0``).
         """
         if observed is not None:
-            return queries.conditional_log_prob(self, x, observed, mask=mask)
+            return queries.conditional_log_prob(self, x, observed, mask=mask, context=context)
         x = self.check_input(x)
         flat, batch = flat_batch(x)
+        ctx = self.check_context(context, batch)
         if mask is not None or self.num_masks == 1:
-            return self._member_log_prob(flat, self._check_member(0 if mask is None else mask)).reshape(batch)
-        members = torch.stack([self._member_log_prob(flat, i) for i in range(self.num_masks)])
+            return self._member_log_prob(flat, self._check_member(0 if mask is None else mask), ctx).reshape(batch)
+        members = torch.stack([self._member_log_prob(flat, i, ctx) for i in range(self.num_masks)])
         return (torch.logsumexp(members, 0) - math.log(self.num_masks)).reshape(batch)
 
-    def marginal_log_prob(self, x: Any, observed: Any, mask: int | None = None) -> torch.Tensor:
+    def marginal_log_prob(self, x: Any, observed: Any, mask: int | None = None, context: Any = None) -> torch.Tensor:
         """``log p(x_observed)`` per row (for ``K > 1`` members the mixture's ``log mean_i p_i(x_O)``;
         unobserved entries never read): exact when every row's observed columns are a prefix of the
         ordering of every member used, else a ``ValueError`` (:mod:`ardens.queries`)."""
-        return queries.marginal_log_prob(self, x, observed, mask=mask)
+        return queries.marginal_log_prob(self, x, observed, mask=mask, context=context)
 
     def impute(
         self,
@@ -300,39 +344,51 @@ class MADE(AutoregressiveModel):
         draws: int = 1,
         fill: str = "sample",
         mask: int | None = None,
+        context: Any = None,
     ) -> torch.Tensor:
         """``x`` with its unobserved entries drawn from ``p(x_unobserved | x_observed)`` (for ``K > 1``
         the mixture's: a member per row from its posterior ``p_i(x_O)``); observed columns a prefix of
         the ordering. ``fill``, ``draws`` and errors in :func:`ardens.queries.impute`."""
-        return queries.impute(self, x, observed, generator=generator, draws=draws, fill=fill, mask=mask)
+        return queries.impute(
+            self, x, observed, generator=generator, draws=draws, fill=fill, mask=mask, context=context
+        )
 
-    def _member_log_prob(self, flat: torch.Tensor, i: int) -> torch.Tensor:
-        z = self._logits(flat, i, dropout=self.training)
+    def _member_log_prob(self, flat: torch.Tensor, i: int, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        z = self._logits(flat, i, dropout=self.training, ctx=ctx)
         return self.columns.column_log_probs(z, flat).sum(-1)
 
-    def _training_loss(self, x: torch.Tensor, step: int, generator: torch.Generator | None) -> torch.Tensor:
-        return -self.log_prob(x, mask=step % self.num_masks)
+    def _training_loss(
+        self, x: torch.Tensor, step: int, generator: torch.Generator | None, context: Any = None
+    ) -> torch.Tensor:
+        return -self.log_prob(x, mask=step % self.num_masks, context=context)
 
     # -- sampling ----------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, num: int, generator: torch.Generator | None = None, mask: int | None = None) -> torch.Tensor:
-        """``num`` exact samples, ``(num, n)``.
+    def sample(
+        self, num: int, generator: torch.Generator | None = None, mask: int | None = None, context: Any = None
+    ) -> torch.Tensor:
+        """``num`` exact samples, ``(num, n)`` (of ``p(x | c)`` with ``context``: one row per
+        sample, or one row for all).
 
         Each sample is drawn from one member (``mask``, or uniformly chosen per sample for
         ``K > 1``: that samples the mixture), one dimension at a time in that member's
         ordering. All-binary models compute each hidden unit once, as soon as its inputs are
-        known; other column types run one masked pass per column.
+        known; other column types (and context models) run one masked pass per column.
         """
-        fast = _sample_member_fast if self.columns.all_binary else _sample_member_n_pass
-        return self._sample(num, generator, mask, fast)
+        fast = _sample_member_fast if self.columns.all_binary and not self.context_features else _sample_member_n_pass
+        return self._sample(num, generator, mask, fast, context)
 
     @torch.no_grad()
-    def sample_slow(self, num: int, generator: torch.Generator | None = None, mask: int | None = None) -> torch.Tensor:
+    def sample_slow(
+        self, num: int, generator: torch.Generator | None = None, mask: int | None = None, context: Any = None
+    ) -> torch.Tensor:
         """Reference sampler: one full forward pass per dimension (n passes). Same draws as
         :meth:`sample` for the same generator."""
-        return self._sample(num, generator, mask, _sample_member_n_pass)
+        return self._sample(num, generator, mask, _sample_member_n_pass, context)
 
-    def _sample(self, num, generator, mask, sampler) -> torch.Tensor:
+    def _sample(self, num, generator, mask, sampler, context=None) -> torch.Tensor:
+        num = check_positive_int("num", num, allow_zero=True)
+        ctx = self.check_context(context, (num,))
         return sample_ensemble(
             num,
             self.num_masks,
@@ -340,8 +396,9 @@ class MADE(AutoregressiveModel):
             like=self._reference(),
             n=self.n_inputs,
             generator=generator,
-            draw=lambda u, i: sampler(self, u, i),
+            draw=lambda u, i, c=None: sampler(self, u, i, c) if c is not None else sampler(self, u, i),
             per_column=self.columns.uniforms_per_column,
+            context=ctx,
         )
 
 
@@ -351,12 +408,12 @@ def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
     return _sample_member_by_degree(model, u, i)
 
 
-def _sample_member_n_pass(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
+def _sample_member_n_pass(model: MADE, u: torch.Tensor, i: int, ctx: torch.Tensor | None = None) -> torch.Tensor:
     cols = model.columns
     x = u.new_zeros(u.shape[0], model.n_inputs)
     uu = u if u.dim() == 3 else u.unsqueeze(-1)
     for j in model.ordering(i).tolist():
-        z = model._logits(x, i)[:, cols.param_slice(j)]
+        z = model._logits(x, i, ctx=ctx)[:, cols.param_slice(j)]
         x[:, j] = cols.sample_column(j, z, uu[:, j])
     return x
 

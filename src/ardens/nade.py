@@ -14,6 +14,17 @@ the NADE lecture's definition (2nd + n + 2d parameters). Other column types (``c
 column standardized) and ``V``, ``c`` one row per parameter of the column heads
 (:mod:`ardens.heads`); the all-binary default runs on the fast kernels.
 
+Conditional NADE, ``p(x | c)`` (``context_features=C``): a context ``c`` (a real vector of
+width ``C``, used as given) enters every hidden unit, unmasked, through ``W_context`` (d, C)::
+
+    h_k = act(b + W_context c + W[:, o_<k] x_o<k)
+
+so every position's hidden state (and every column's parameters) sees it. With
+``first_hidden="learned"`` the parameter ``h1`` is then read as a *pre-activation*:
+``h_1 = act(h1 + W_context c)`` (a context-free ``h_1`` would leave the first column
+ignoring the context). Context models run on the general path (the fused all-binary kernels
+take no context); models without context are unchanged.
+
 >>> import torch, ardens
 >>> model = ardens.NADE(n_inputs=6, hidden=8)
 >>> x = torch.tensor([[0, 1, 1, 0, 0, 1]])
@@ -21,6 +32,12 @@ column standardized) and ``V``, ``c`` one row per parameter of the column heads
 torch.Size([1])
 >>> model.sample(4, generator=torch.Generator().manual_seed(0)).shape
 torch.Size([4, 6])
+
+>>> cond = ardens.NADE(n_inputs=3, hidden=4, context_features=2)
+>>> cond.log_prob(torch.tensor([[0, 1, 1]]), context=torch.tensor([[0.5, -1.0]])).shape
+torch.Size([1])
+>>> cond.sample(5, context=torch.tensor([0.5, -1.0])).shape  # one context row for all samples
+torch.Size([5, 3])
 """
 
 from __future__ import annotations
@@ -61,9 +78,15 @@ class NADE(AutoregressiveModel):
         ordering: ``None``/``"natural"``, ``"random"`` (drawn from ``seed``), or a
             permutation listing input positions in generation order.
         seed: seeds the random ordering; parameters are initialised from torch's RNG.
-        first_hidden: ``"bias"`` (``h_1 = act(b)``) or ``"learned"`` (``h_1`` a parameter).
+        first_hidden: ``"bias"`` (``h_1 = act(b)``) or ``"learned"`` (``h_1`` a parameter; with
+            context the parameter is a pre-activation, ``h_1 = act(h1 + W_context c)``).
         columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
         min_scale: the mixture heads' standard-deviation floor (standardized units).
+        context_features: ``C``, the width of a context ``c``; ``C > 0`` makes the model the
+            conditional density ``p(x | c)`` (module docstring), and then ``log_prob``,
+            ``sample``, ``params``, ``encoded_params``, ``forward``/``training_loss``,
+            ``marginal_log_prob`` and ``impute`` all require ``context=c``, shape ``(..., C)``
+            (one row per row of ``x`` or per sample, or one row ``(C,)`` for all).
     """
 
     def __init__(
@@ -76,6 +99,7 @@ class NADE(AutoregressiveModel):
         first_hidden: str = "bias",
         columns: Any = None,
         min_scale: float | None = None,
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         self.columns = resolve_columns(n_inputs, columns, min_scale)
@@ -96,6 +120,8 @@ class NADE(AutoregressiveModel):
         self.V = nn.Parameter(torch.empty(n_out, d).uniform_(-1, 1) / math.sqrt(d))
         self.c = nn.Parameter(torch.zeros(n_out))
         self.h1 = nn.Parameter(torch.full((d,), 0.5)) if first_hidden == "learned" else None
+        self.context_features = n_ctx = check_positive_int("context_features", context_features, allow_zero=True)
+        self.W_context = nn.Parameter(torch.empty(d, n_ctx).uniform_(-1, 1) / math.sqrt(n_ctx)) if n_ctx else None
 
     def config(self) -> dict[str, Any]:
         out = {
@@ -107,7 +133,7 @@ class NADE(AutoregressiveModel):
         }
         if self.first_hidden != "bias":
             out["first_hidden"] = self.first_hidden
-        return {**out, **self.columns_config()}
+        return {**out, **self.columns_config(), **self.context_config()}
 
     def ordering(self, i: int = 0) -> torch.Tensor:
         """Generation order: input positions, first generated first (one member: ``i = 0``)."""
@@ -119,63 +145,72 @@ class NADE(AutoregressiveModel):
     @property
     def _fast(self) -> bool:
         """All-binary with ``h_1 = act(b)``: the fused kernels of :mod:`ardens._nade_ops`."""
-        return self.columns.all_binary and self.h1 is None
+        return self.columns.all_binary and self.h1 is None and not self.context_features
 
     def _params(self) -> tuple[torch.Tensor, ...]:
         return self.W, self.b, self.V, self.c, self.order
 
-    def conditionals(self, x: Any) -> torch.Tensor:
+    def conditionals(self, x: Any, context: Any = None) -> torch.Tensor:
         """Logits of ``p(x_k = 1 | x_<k)``, shape ``(..., n)``, indexed by input position
         (all-binary models; :meth:`params` gives every head's parameters)."""
         if not self.columns.all_binary:
             raise ValueError("conditionals: only for all-binary models; use params(x) for other columns")
-        return self.params(x)
+        return self.params(x, context=context)
 
-    def params(self, x: Any, mask: int | None = None) -> torch.Tensor:
-        """Every column's conditional parameters given the columns before it in the ordering,
-        ``(..., param_width)`` (binary: logits; see :mod:`ardens.heads` for the layout)."""
+    def params(self, x: Any, mask: int | None = None, context: Any = None) -> torch.Tensor:
+        """Every column's conditional parameters given the columns before it in the ordering
+        (and the context), ``(..., param_width)`` (binary: logits; see :mod:`ardens.heads`)."""
         x = self.check_input(x)
         flat, batch = flat_batch(x)
+        ctx = self.check_context(context, batch)
         if self._fast:
             z = _nade_ops.logits(flat, *self._params(), self.activation)
         else:
-            z = self.encoded_params(self.columns.encode(flat))
+            z = self._encoded_params(self.columns.encode(flat), ctx)
         return z.reshape(*batch, self.columns.param_width)
 
-    def encoded_params(self, e: torch.Tensor, member: int = 0) -> torch.Tensor:
+    def encoded_params(self, e: torch.Tensor, member: int = 0, context: Any = None) -> torch.Tensor:
         """The network on encoded inputs ``(B, input_width)``: parameters ``(B, param_width)``.
 
         Every column's contribution ``W_j e_j`` to the pre-activation, summed over the columns
         strictly before it in the ordering (an exclusive cumulative sum, so nothing of a column
         reaches its own parameters), then each column's parameters read the hidden state at its
-        position (:mod:`ardens._columnwise`). Memory ``O(B n d)``."""
+        position (:mod:`ardens._columnwise`). Memory ``O(B n d)``. ``context``: ``(B, C)`` (or
+        one row) for a conditional model."""
+        return self._encoded_params(e, self.check_context(context, e.shape[:-1]))
+
+    def _encoded_params(self, e: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
         B, d = e.shape[0], self.hidden
+        act = activation_fn(self.activation)
         co = inputs_by_position(e, self.W, self.columns, self.order)  # (B, n, d) in generation order
-        h = activation_fn(self.activation)(self.b + _exclusive_cumsum(co))
+        start = self.b if ctx is None else self.b + ctx @ self.W_context.t()  # (d,) or (B, d)
+        h = act(start.reshape(-1, 1, d) + _exclusive_cumsum(co))
         if self.h1 is not None:
-            h = torch.cat([self.h1.expand(B, 1, d), h[:, 1:]], dim=1)
+            h1 = self.h1.expand(B, 1, d) if ctx is None else act(self.h1 + ctx @ self.W_context.t())[:, None]
+            h = torch.cat([h1, h[:, 1:]], dim=1)
         return params_by_position(h, self.V, self.c, self.columns, self.order)
 
-    def log_prob(self, x: Any, *, observed: Any = None) -> torch.Tensor:
+    def log_prob(self, x: Any, *, observed: Any = None, context: Any = None) -> torch.Tensor:
         """Exact ``log p(x)`` in nats (densities of real columns in the data's units),
         shape ``x.shape[:-1]``.
 
         With ``observed`` (a boolean mask of ``x``'s shape), ``log p(x_unobserved | x_observed)``:
         exact when every row's observed columns are a prefix of the ordering, else a
-        ``ValueError`` (:mod:`ardens.queries`)."""
+        ``ValueError`` (:mod:`ardens.queries`). ``context``: ``log p(x | c)`` (``context_features > 0``)."""
         if observed is not None:
-            return queries.conditional_log_prob(self, x, observed)
+            return queries.conditional_log_prob(self, x, observed, context=context)
         x = self.check_input(x)
         flat, batch = flat_batch(x)
+        ctx = self.check_context(context, batch)
         if self._fast:
             return _nade_ops.log_prob(flat, *self._params(), self.activation).reshape(batch)
-        params = self.encoded_params(self.columns.encode(flat))
+        params = self._encoded_params(self.columns.encode(flat), ctx)
         return self.columns.column_log_probs(params, flat).sum(-1).reshape(batch)
 
-    def marginal_log_prob(self, x: Any, observed: Any) -> torch.Tensor:
+    def marginal_log_prob(self, x: Any, observed: Any, context: Any = None) -> torch.Tensor:
         """``log p(x_observed)`` per row (unobserved entries never read); exact when every row's
         observed columns are a prefix of the ordering, else a ``ValueError`` (:mod:`ardens.queries`)."""
-        return queries.marginal_log_prob(self, x, observed)
+        return queries.marginal_log_prob(self, x, observed, context=context)
 
     def impute(
         self,
@@ -184,15 +219,23 @@ class NADE(AutoregressiveModel):
         generator: torch.Generator | None = None,
         draws: int = 1,
         fill: str = "sample",
+        context: Any = None,
     ) -> torch.Tensor:
         """``x`` with its unobserved entries drawn from ``p(x_unobserved | x_observed)`` (observed
         columns a prefix of the ordering); ``fill``, ``draws`` and errors in :func:`ardens.queries.impute`."""
-        return queries.impute(self, x, observed, generator=generator, draws=draws, fill=fill)
+        return queries.impute(self, x, observed, generator=generator, draws=draws, fill=fill, context=context)
+
+    def _training_loss(
+        self, x: torch.Tensor, step: int, generator: torch.Generator | None, context: Any = None
+    ) -> torch.Tensor:
+        return -self.log_prob(x, context=context)
 
     @torch.no_grad()
-    def sample(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``num`` exact samples, drawn one dimension at a time in the model's ordering."""
+    def sample(self, num: int, generator: torch.Generator | None = None, context: Any = None) -> torch.Tensor:
+        """``num`` exact samples, drawn one dimension at a time in the model's ordering; for a
+        conditional model from ``p(x | c)``, ``context`` one row per sample or one row for all."""
         num = check_positive_int("num", num, allow_zero=True)
+        ctx = self.check_context(context, (num,))
         cols = self.columns
         u = uniforms(num, self.n_inputs, like=self.W, generator=generator, per_column=cols.uniforms_per_column)
         if self._fast:
@@ -200,13 +243,18 @@ class NADE(AutoregressiveModel):
         act = activation_fn(self.activation)
         u = u if u.dim() == 3 else u.unsqueeze(-1)
         x = u.new_zeros(num, self.n_inputs)
-        a = self.b.expand(num, -1).clone()
+        a = self.b.expand(num, -1).clone() if ctx is None else self.b + ctx @ self.W_context.t()
         for k, j in enumerate(self.order.tolist()):
-            h = self.h1.expand(num, -1) if (k == 0 and self.h1 is not None) else act(a)
+            h = act(a) if (k or self.h1 is None) else _first_hidden(self, ctx, act).expand(num, -1)
             ps = cols.param_slice(j)
             x[:, j] = cols.sample_column(j, h @ self.V[ps].t() + self.c[ps], u[:, j])
             a = a + cols.encode_column(j, x[:, j], standardized=False) @ self.W[:, cols.input_slice(j)].t()
         return x
+
+
+def _first_hidden(model: NADE, ctx: torch.Tensor | None, act) -> torch.Tensor:
+    """``h_1`` of a learned-``h_1`` model: the parameter, or with context ``act(h1 + W_context c)``."""
+    return model.h1 if ctx is None else act(model.h1 + ctx @ model.W_context.t())
 
 
 def _exclusive_cumsum(t: torch.Tensor) -> torch.Tensor:
@@ -214,23 +262,25 @@ def _exclusive_cumsum(t: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(torch.cumsum(t[:, :-1], dim=1), (0, 0, 1, 0))
 
 
-def slow_log_prob(model: NADE, x: torch.Tensor) -> torch.Tensor:
+def slow_log_prob(model: NADE, x: torch.Tensor, context: Any = None) -> torch.Tensor:
     """Reference ``log p(x)``: each conditional recomputed from scratch, O(n^2 d) per example.
 
     Only for tests and benchmarks: it follows the definition with no running sum, column by
     column, for every column type (and ``h_1`` learned or not).
     """
     x = model.check_input(x)
+    ctx = model.check_context(context, x.shape[:-1])
     cols = model.columns
     act = activation_fn(model.activation)
+    b = model.b if ctx is None else model.b + ctx @ model.W_context.t()
     e = cols.encode(x)
     total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for k, j in enumerate(model.order.tolist()):
         before = [i for c in model.order[:k].tolist() for i in range(*cols.input_slice(c).indices(cols.input_width))]
         if k == 0 and model.h1 is not None:
-            h = model.h1.expand(x.shape[0], -1)
+            h = _first_hidden(model, ctx, act).expand(x.shape[0], -1)
         else:
-            h = act(model.b + e[:, before] @ model.W[:, before].t())
+            h = act(b + e[:, before] @ model.W[:, before].t())
         ps = cols.param_slice(j)
         z = h @ model.V[ps].t() + model.c[ps]
         if cols.all_binary:

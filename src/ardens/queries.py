@@ -29,6 +29,11 @@ What is exact:
   observed set is a one-line ``ValueError`` naming the first row that is not a prefix (those
   models cannot marginalize a column that comes before an observed one; DeepNADE can).
 
+Conditional models (``context_features > 0``) take ``context=c`` in every query (shape
+``(..., C)``: one row per row of ``x``, or one row ``(C,)`` for all): the answers are then those of
+``p(x | c)``, e.g. ``log p(x_U | x_O, c)`` and ``log p(x_O | c)``, with every statement above
+holding for each context.
+
 Rows with nothing unobserved have ``log p(x_U | x_O) = 0``; rows with nothing observed have
 ``log p(x_O) = 0`` (and ``log p(x_U | x_O)`` is then ``log p(x)``).
 
@@ -55,7 +60,7 @@ import numpy as np
 import torch
 
 from ._checks import check_positive_int
-from .base import AutoregressiveModel, check_member, ensemble_size, uniforms
+from .base import AutoregressiveModel, check_member, context_kw, ensemble_size, uniforms
 from .masks import check_ordering
 
 __all__ = ["FILLS", "conditional_log_prob", "marginal_log_prob", "impute"]
@@ -71,15 +76,18 @@ def conditional_log_prob(
     *,
     mask: int | None = None,
     ordering: Sequence[int] | None = None,
+    context: Any = None,
 ) -> torch.Tensor:
     """``log p(x_U | x_O)`` per row, shape ``x.shape[:-1]`` (exactness: see the module).
 
     Every entry of ``x`` is read (the unobserved values are the ones scored). ``mask=i``: member
-    ``i`` alone; ``ordering`` (DeepNADE only): one explicit ordering in place of the members'."""
+    ``i`` alone; ``ordering`` (DeepNADE only): one explicit ordering in place of the members';
+    ``context``: of ``p(x | c)`` for a conditional model."""
     flat, m, batch, _ = _prepare(model, x, observed, read_unobserved=True)
+    ctx = model.check_context(context, batch)
     orders, members = _members(model, mask, ordering, flat.device)
     need = "unobserved" if len(orders) == 1 else "both"
-    a, c = _pieces(model, flat, m, orders, members, need)
+    a, c = _pieces(model, flat, m, orders, members, need, ctx)
     if len(orders) == 1:
         out = c[0]
     else:
@@ -94,12 +102,14 @@ def marginal_log_prob(
     *,
     mask: int | None = None,
     ordering: Sequence[int] | None = None,
+    context: Any = None,
 ) -> torch.Tensor:
     """``log p(x_O)`` per row, shape ``x.shape[:-1]`` (exactness: see the module). The unobserved
-    entries of ``x`` are never read (they may be NaN)."""
+    entries of ``x`` are never read (they may be NaN). ``context``: of ``p(x | c)``."""
     flat, m, batch, _ = _prepare(model, x, observed, read_unobserved=False)
+    ctx = model.check_context(context, batch)
     orders, members = _members(model, mask, ordering, flat.device)
-    a, _ = _pieces(model, flat, m, orders, members, "observed")
+    a, _ = _pieces(model, flat, m, orders, members, "observed", ctx)
     out = a[0] if len(orders) == 1 else torch.logsumexp(a, 0) - math.log(len(orders))
     return torch.where(m.any(-1), out, torch.zeros_like(out)).reshape(batch)
 
@@ -115,8 +125,10 @@ def impute(
     fill: str = "sample",
     mask: int | None = None,
     ordering: Sequence[int] | None = None,
+    context: Any = None,
 ) -> torch.Tensor:
-    """``x`` with its unobserved entries drawn from ``p(x_U | x_O)`` (exactness: see the module).
+    """``x`` with its unobserved entries drawn from ``p(x_U | x_O)`` (exactness: see the module;
+    ``p(x_U | x_O, c)`` with ``context`` for a conditional model).
 
     Sampling is ancestral, in the observed-first ordering (NADE/MADE: the model's ordering, whose
     prefix is observed). For an ensemble each row's member is drawn from its posterior
@@ -143,13 +155,14 @@ def impute(
         raise ValueError(f"fill: expected one of {', '.join(map(repr, FILLS))}; got {fill!r}")
     draws = check_positive_int("draws", draws)
     flat, m, batch, keep = _prepare(model, x, observed, read_unobserved=False)
+    ctx = model.check_context(context, batch)
     if bool(m.all()):
         raise ValueError("nothing to impute: every entry is observed")
     orders, members = _members(model, mask, ordering, flat.device)
     B, n = flat.shape
     ref = model._reference()
     if len(orders) > 1:  # each (draw, row) takes a member from the posterior p_i(x_O) / sum_j p_j(x_O)
-        a, _ = _pieces(model, flat, m, orders, members, "observed")
+        a, _ = _pieces(model, flat, m, orders, members, "observed", ctx)
         post = a.log_softmax(0).exp().t().repeat(draws, 1)  # (draws * B, K)
         u = torch.rand(draws * B, generator=generator, device=ref.device, dtype=ref.dtype)
         choice = (post.cumsum(-1) <= u[:, None]).sum(-1).clamp(max=len(orders) - 1)
@@ -158,12 +171,14 @@ def impute(
     u = uniforms(draws * B, n, like=ref, generator=generator, per_column=model.columns.uniforms_per_column)
     u = u if u.dim() == 3 else u.unsqueeze(-1)
     xs, ms = flat.repeat(draws, 1), m.repeat(draws, 1)
+    cs = None if ctx is None else ctx.repeat(draws, 1)
     for k in choice.unique().tolist():
         rows = (choice == k).nonzero().squeeze(1)
+        c_rows = None if cs is None else cs[rows]
         if _any_subset(model):
-            xs[rows] = _draw_any_subset(model, xs[rows], ms[rows], orders[k], u[rows])
+            xs[rows] = _draw_any_subset(model, xs[rows], ms[rows], orders[k], u[rows], c_rows)
         else:
-            xs[rows] = _draw_prefix(model, xs[rows], ms[rows], orders[k], members[k], u[rows])
+            xs[rows] = _draw_prefix(model, xs[rows], ms[rows], orders[k], members[k], u[rows], c_rows)
     xs = xs.reshape(draws, B, n)
     if fill != "sample":
         xs = _summarize(model, xs)[None]
@@ -264,15 +279,17 @@ def _pieces(
     orders: list[torch.Tensor],
     members: list[int],
     need: str,
+    ctx: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log p_i(x_O), log p_i(x_U | x_O))``, each ``(members, B)``; ``need`` (``"observed"``,
-    ``"unobserved"``, ``"both"``) lets DeepNADE skip the passes nobody reads (zeros there)."""
+    ``"unobserved"``, ``"both"``) lets DeepNADE skip the passes nobody reads (zeros there);
+    ``ctx``: the context rows ``(B, C)`` of a conditional model."""
     a, c = [], []
     for order, i in zip(orders, members):
         if _any_subset(model):
-            ai, ci = _any_subset_pieces(model, flat, m, order, need)
+            ai, ci = _any_subset_pieces(model, flat, m, order, need, ctx)
         else:
-            ai, ci = _prefix_pieces(model, flat, m, order, i)
+            ai, ci = _prefix_pieces(model, flat, m, order, i, ctx)
         a.append(ai)
         c.append(ci)
     return torch.stack(a), torch.stack(c)
@@ -299,10 +316,15 @@ def _short(v: list[int], most: int = 12) -> str:
 
 
 def _prefix_pieces(
-    model: AutoregressiveModel, flat: torch.Tensor, m: torch.Tensor, order: torch.Tensor, member: int
+    model: AutoregressiveModel,
+    flat: torch.Tensor,
+    m: torch.Tensor,
+    order: torch.Tensor,
+    member: int,
+    ctx: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     _check_prefix(model, m, order, member)
-    lp = model.columns.column_log_probs(model.params(flat, mask=member), flat)
+    lp = model.columns.column_log_probs(model.params(flat, mask=member, **context_kw(ctx)), flat)
     zero = torch.zeros_like(lp)
     return torch.where(m, lp, zero).sum(-1), torch.where(m, zero, lp).sum(-1)
 
@@ -314,6 +336,7 @@ def _draw_prefix(
     order: torch.Tensor,
     member: int,
     u: torch.Tensor,
+    ctx: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Ancestral sampling of the unobserved columns, one network pass per column of the ordering
     that some row lacks (a column's parameters read only the columns before it)."""
@@ -323,7 +346,7 @@ def _draw_prefix(
     for j in order[int(m.sum(-1).min()) :].tolist():
         rows = (~m[:, j]).nonzero().squeeze(1)
         if len(rows):
-            params = model.params(x[rows], mask=member)[:, cols.param_slice(j)]
+            params = model.params(x[rows], mask=member, **_rows_kw(ctx, rows))[:, cols.param_slice(j)]
             x[rows, j] = cols.sample_column(j, params, u[rows, j])
     return x
 
@@ -340,8 +363,18 @@ def _observed_first(m: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor,
     return seq, seq.argsort(-1)
 
 
+def _rows_kw(ctx: torch.Tensor | None, rows: torch.Tensor) -> dict[str, Any]:
+    """``context=`` for some rows, or nothing for a model without context."""
+    return {} if ctx is None else {"context": ctx[rows]}
+
+
 def _any_subset_pieces(
-    model: AutoregressiveModel, flat: torch.Tensor, m: torch.Tensor, order: torch.Tensor, need: str
+    model: AutoregressiveModel,
+    flat: torch.Tensor,
+    m: torch.Tensor,
+    order: torch.Tensor,
+    need: str,
+    ctx: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The chain rule in ``o'``: pass ``s`` conditions each row on its columns of rank ``< s`` and
     reads the column of rank ``s`` (observed if ``s < |O|``), for the rows that need it."""
@@ -357,7 +390,7 @@ def _any_subset_pieces(
         if not len(rows):
             continue
         xs = flat[rows]
-        params = model.conditional_params(xs, (rank[rows] < s).to(flat.dtype))
+        params = model.conditional_params(xs, (rank[rows] < s).to(flat.dtype), **_rows_kw(ctx, rows))
         lp = model.columns.column_log_probs(params, xs).gather(1, seq[rows, s, None]).squeeze(1)
         obs = is_obs[rows]
         a = a.index_add(0, rows, torch.where(obs, lp, torch.zeros_like(lp)))
@@ -366,7 +399,12 @@ def _any_subset_pieces(
 
 
 def _draw_any_subset(
-    model: AutoregressiveModel, x: torch.Tensor, m: torch.Tensor, order: torch.Tensor, u: torch.Tensor
+    model: AutoregressiveModel,
+    x: torch.Tensor,
+    m: torch.Tensor,
+    order: torch.Tensor,
+    u: torch.Tensor,
+    ctx: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Ancestral sampling of the unobserved columns in ``o'``: pass ``s`` draws, for every row with
     ``s >= |O|``, its column of rank ``s`` given those of lower rank."""
@@ -378,7 +416,7 @@ def _draw_any_subset(
         rows = (s >= n_obs).nonzero().squeeze(1)
         if not len(rows):
             continue
-        params = model.conditional_params(x[rows], (rank[rows] < s).to(x.dtype))
+        params = model.conditional_params(x[rows], (rank[rows] < s).to(x.dtype), **_rows_kw(ctx, rows))
         js = seq[rows, s]
         for j in js.unique().tolist():
             sel = js == j
