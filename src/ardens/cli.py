@@ -99,7 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=("nade", "made", "deepnade"), help="required unless --resume")
     _add_data_args(p, required=False)
     p.add_argument("--out", metavar="RUN_DIR", help="new (or empty) run directory; required unless --resume")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR: interrupted, at its epoch limit (with a larger --epochs) or stopped"
+        " early (with a larger --patience); only --epochs, --patience, --lr, --lr-decay, --valid-every, --device,"
+        " --threads and --quiet may change. A run that diverged (NaN loss) resumes only with a smaller --lr, from"
+        " its best epoch",
+    )
     p.add_argument("--epochs", type=_positive_int, help="maximum epochs (default 100)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seeds initialization, ordering, masks, shuffling")
     p.add_argument(
@@ -289,42 +296,94 @@ def _log(line: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_dataset
-    from .train import ModelConfig, TrainConfig, build_model, fit, resume
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    run = Path(args.resume or args.out or ".")
+    try:
+        return _train(args, run)
+    except KeyboardInterrupt:
+        from .train import CURVE, RESUME
+
+        if (run / RESUME).is_file():
+            made = f" ({CURVE} written)" if (run / CURVE).is_file() else ""
+            sys.stderr.write(f"ardens: interrupted{made}; continue with: ardens train --resume {run}\n")
+        else:
+            sys.stderr.write("ardens: interrupted before the first epoch finished; nothing to resume\n")
+        return 130
+
+
+#: train options that ``--resume`` may change; the others are the run's own (model, data, optimizer).
+RESUME_OPTIONS = ("epochs", "patience", "lr", "threads", "device", "quiet", "valid_every", "lr_decay")
+_RESUME_KEEPS = ("resume", "out", "data", "data_dir", "fold", "command")
+
+
+def _given_train_options(argv: Sequence[str]) -> set[str]:
+    """The train options written on the command line ``argv`` (defaults aside)."""
+    parser = build_parser()
+    train = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    for action in train._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(list(argv))))
+
+
+def _train(args: argparse.Namespace, run: Path) -> int:
+    from .data import load_dataset
+    from .train import ModelConfig, TrainConfig, build_model, check_new_run_dir, check_not_busy, fit, resume
+
+    given = getattr(args, "given", None)
     if args.resume:
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise UserError("--out: not needed with --resume (the run continues in its own directory)")
+        if given is not None:
+            fixed = sorted(given - set(RESUME_OPTIONS) - set(_RESUME_KEEPS))
+            if fixed:
+                raise UserError(
+                    f"--{fixed[0].replace('_', '-')}: cannot change with --resume (the run keeps its own);"
+                    f" --resume may change only {', '.join('--' + o.replace('_', '-') for o in RESUME_OPTIONS)}"
+                )
         from .train import RESUME, _read_resume
 
+        if not Path(args.resume).is_dir():
+            raise UserError(f"{args.resume}: no resume state (no such run directory)")
+        check_not_busy(args.resume)
         _, state = _read_resume(Path(args.resume) / RESUME)
         spec = args.data or _stored_spec(state["data"]["name"], state["data"]["source"])
         data = _load_for(spec, args, state["data"])
+        before = state["epoch"]
+        explicit = given or set()
         result = resume(
             args.resume,
             data,
             epochs=args.epochs,
-            device=args.device if args.device != "cpu" else None,
+            device=args.device if "device" in explicit or args.device != "cpu" else None,
+            patience=args.patience if "patience" in explicit else None,
+            lr=args.lr,
+            valid_every=args.valid_every if "valid_every" in explicit else None,
+            lr_decay=args.lr_decay if "lr_decay" in explicit else None,
             progress=not args.quiet,
             log=_log,
         )
+        if result.stopped_early and result.epochs_run == before:
+            _log(
+                f"this run had already stopped early (patience {state['train_config']['patience']});"
+                f" to continue it: ardens train --resume {run} --patience N, with a larger N"
+            )
     else:
         missing = [name for name in ("model", "data", "out") if getattr(args, name) is None]
         if missing:
             raise UserError(f"--{missing[0]}: required (unless --resume RUN_DIR)")
         if args.model == "deepnade" and (args.direct or args.dropout):
             raise UserError("--direct/--dropout: only for --model made")
-        if args.model == "nade" and (args.num_masks != 1 or args.direct or args.dropout):
-            raise UserError("--num-masks/--direct/--dropout: only for --model made")
+        if args.model == "nade" and args.num_masks != 1:
+            raise UserError("--num-masks: only for --model made or deepnade")
+        if args.model == "nade" and (args.direct or args.dropout):
+            raise UserError("--direct/--dropout: only for --model made")
         if args.model == "nade" and args.hidden is not None and len(args.hidden) != 1:
             raise UserError(f"--hidden: NADE has one hidden layer; got {len(args.hidden)} sizes")
-        out = Path(args.out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise UserError(f"{out}: exists and is not empty; choose a new --out or continue it with --resume {out}")
+        check_new_run_dir(args.out)
         config = TrainConfig(
             epochs=args.epochs or 100,
             batch_size=args.batch_size or (10000 if args.optimizer == "lbfgs" else 100),
@@ -377,9 +436,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         _log(f"training {args.model.upper()} ({sum(p.numel() for p in model.parameters())} parameters) on {data.name}")
         result = fit(model, data, config, args.out, model_kind=args.model, progress=not args.quiet, log=_log)
     why = "early stop" if result.stopped_early else "epoch limit"
+    more = ""
+    if not result.stopped_early and result.best_epoch > 0:  # still improving within its patience
+        more = f"; to train longer: ardens train --resume {run} --epochs {2 * result.epochs_run}"
     _log(
         f"done ({why}): best valid NLL {result.best_valid_nll:.4f} nats at epoch {result.best_epoch} "
-        f"of {result.epochs_run}, {result.seconds:.1f}s; model in {result.run_dir / 'best.safetensors'}"
+        f"of {result.epochs_run}, {result.seconds:.1f}s; model in {result.run_dir / 'best.safetensors'}{more}"
     )
     return 0
 
@@ -806,7 +868,10 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (also raised as ``SystemExit`` by argparse)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        args.given = _given_train_options(argv)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

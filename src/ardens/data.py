@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -398,7 +399,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         if "pickle" in str(err).lower():
             raise DataError(f"{path}: holds pickled objects, which ardens never loads") from None
         raise DataError(f"{path}: unreadable .npz ({err})") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as err:
+    # damaged archives reach zipfile's and numpy's parsers, which raise many kinds of errors
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError, SyntaxError, TokenError) as err:
         raise DataError(f"{path}: unreadable or truncated .npz ({type(err).__name__}: {err})") from None
 
 
@@ -417,8 +419,8 @@ def _read_npy(path: Path) -> np.ndarray:
         if "pickle" in str(err).lower():
             raise DataError(f"{where}: holds pickled objects, which ardens never loads") from None
         raise DataError(f"{where}: unreadable or truncated .npy ({err})") from None
-    except (OSError, EOFError) as err:
-        raise DataError(f"{where}: unreadable .npy ({err})") from None
+    except (OSError, EOFError, SyntaxError, TokenError) as err:  # a damaged header reaches numpy's header parser
+        raise DataError(f"{where}: unreadable .npy ({type(err).__name__}: {err})") from None
 
 
 def _as_binary(arr: np.ndarray) -> np.ndarray | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,11 +61,29 @@ def run_demo(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the demo into ``out`` (must be missing or empty); returns the results table."""
+    """Run the demo into ``out`` (must be missing or empty); returns the results table.
+
+    Interrupted (Ctrl-C) or failed, it removes what it wrote (the folder too, if it made it),
+    so the same ``out`` runs again."""
     out = Path(out) if out is not None else default_out_dir()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{out}: is a file, not a directory; choose another --out")
+    if out.exists() and any(out.iterdir()):
         raise RunDirError(f"{out}: exists and is not empty; choose another --out")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_demo(out, epochs, seed, progress, log)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            for child in out.iterdir():
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        raise
+
+
+def _run_demo(out: Path, epochs: int | None, seed: int, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
     data = load_digits()
     log(
         f"data: 8x8 digits binarized at >= 8, {len(data.train)} train / {len(data.valid)} valid / "

@@ -13,7 +13,18 @@ NLL after every epoch (or every ``valid_every`` epochs), and writes into a run d
 - ``metrics.jsonl``: one JSON line per epoch (``epoch``, ``train_nll``, ``valid_nll``,
   ``seconds``, ``lr``; ``valid_nll`` is null between validations). ``train_nll`` is the mean
   of the epoch's minibatch losses (for L-BFGS, the NLL at its last evaluation).
-- ``learning_curve.png``: drawn when training ends (and every 30 s while it runs).
+- ``learning_curve.png``: drawn when training ends, is interrupted or diverges (and every
+  30 s while it runs).
+- ``.ardens.lock``: while a process trains in the directory, an ``fcntl.flock`` on it makes a
+  second one (a new run with the same ``--out``, a ``--resume``) a one-line :class:`RunDirError`;
+  removed when training ends, and a stale file (its process gone) never blocks.
+
+A NaN or infinite training loss or validation NLL stops training with a one-line
+``FloatingPointError`` naming the epoch; ``best.safetensors`` keeps the last good best epoch,
+and the resume state records the divergence: :func:`resume` then refuses to repeat it and
+continues only with a different ``lr``, from the best epoch's weights with a fresh optimizer.
+A run interrupted (or failed) before its first epoch finished leaves no directory behind,
+if :func:`fit` created it.
 
 A K-mask MADE moves to the next member every minibatch (``mask = step % K``); a
 :class:`~ardens.deepnade.DeepNADE` trains on its order-agnostic estimate (a random ordering
@@ -37,11 +48,13 @@ independent-Bernoulli fit, a known good trick.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,16 +86,85 @@ __all__ = [
     "resolve_device",
     "RunDirError",
     "VALID_MASKS",
+    "run_lock",
+    "check_new_run_dir",
+    "check_not_busy",
 ]
 
 VALID_MASKS = 8
 PLOT_EVERY_S = 30.0
 OPTIMIZERS = ("adam", "sgd", "adagrad", "lbfgs")
 BEST, RESUME, METRICS, CURVE = "best.safetensors", "resume.safetensors", "metrics.jsonl", "learning_curve.png"
+LOCK = ".ardens.lock"
 
 
 class RunDirError(ValueError):
-    """A run directory that cannot be used (not empty for a new run, or no resume state)."""
+    """A run directory that cannot be used (not empty for a new run, no resume state, a run
+    that diverged, or one another process is training in)."""
+
+
+def _is_empty(run_dir: Path) -> bool:
+    """A missing directory, or one holding nothing but a (released) lock file."""
+    return not run_dir.exists() or (run_dir.is_dir() and all(p.name == LOCK for p in run_dir.iterdir()))
+
+
+def check_new_run_dir(run_dir: str | os.PathLike) -> None:
+    """``run_dir`` can start a new run: missing or empty, not a file, not in use."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: is a file, not a directory; choose a new --out")
+    check_not_busy(run_dir)
+    if not _is_empty(run_dir):
+        raise RunDirError(
+            f"{run_dir}: exists and is not empty; choose a new --out or continue it with --resume {run_dir}"
+        )
+
+
+def check_not_busy(run_dir: str | os.PathLike) -> None:
+    """A one-line :class:`RunDirError` if another process holds ``run_dir``'s lock."""
+    run_dir = Path(run_dir)
+    if (run_dir / LOCK).is_file():
+        with run_lock(run_dir):
+            pass
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``run_dir/.ardens.lock`` while training: a second
+    process training in the same directory gets a one-line :class:`RunDirError`. The kernel
+    releases the lock when its process ends, however it ends: a stale file never blocks."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX: no lock
+        yield
+        return
+    path = Path(run_dir) / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise RunDirError(
+                f"{run_dir}: another ardens process{who} is training in this run directory;"
+                " wait for it to finish (or stop it), or choose another --out"
+            ) from None
+        try:  # the file we locked is still the one at ``path`` (not unlinked by a holder that just finished)
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        Path(path).unlink(missing_ok=True)  # while still locked: a waiting process sees a new file
+        os.close(fd)  # releases the lock
 
 
 @dataclass
@@ -397,8 +479,8 @@ def fit(
     with ``config.seed``; with the same seed on the CPU, results are reproducible.
     """
     run_dir = None if run_dir is None else Path(run_dir)
-    if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise RunDirError(f"{run_dir}: exists and is not empty; choose a new --out or continue it with --resume")
+    if run_dir is not None:
+        check_new_run_dir(run_dir)
     if model.n_inputs != data.dim:
         raise ValueError(
             f"{data.source or data.name}: data has {data.dim} dimensions; the model expects {model.n_inputs}"
@@ -411,8 +493,22 @@ def fit(
             "optimizer: lbfgs needs a deterministic full-batch loss; use adam, sgd or adagrad"
             " for a K-mask MADE, a MADE with dropout or a DeepNADE"
         )
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir is None:
+        return _fit(model, data, config, None, model_kind, progress, log, init_bias)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(run_dir):
+            if not _is_empty(run_dir):  # another process started here between the check and the lock
+                raise RunDirError(f"{run_dir}: another run started in this directory; choose a new --out")
+            return _fit(model, data, config, run_dir, model_kind, progress, log, init_bias)
+    except BaseException:  # interrupted (or failed) before an epoch finished: leave no empty run behind
+        if created and not (run_dir / RESUME).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _fit(model, data, config, run_dir, model_kind, progress, log, init_bias) -> TrainResult:
     if init_bias:
         init_output_bias(model, data.train)
     kind = model_kind or type(model).__name__.lower()
@@ -444,35 +540,69 @@ def resume(
     *,
     epochs: int | None = None,
     device: str | None = None,
+    patience: int | None = None,
+    lr: float | None = None,
+    valid_every: int | None = None,
+    lr_decay: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Continue the run in ``run_dir`` from its last completed epoch (``epochs`` may extend it)."""
+    """Continue the run in ``run_dir`` from its last completed epoch.
+
+    The options that may change on the way: ``epochs`` (a larger cap extends a run),
+    ``patience`` (a larger one continues a run that stopped early), ``lr`` (the rate from
+    here on), ``valid_every``, ``lr_decay``, ``device``. A run that diverged (a NaN or inf
+    loss) resumes only with a different ``lr``: from its best checkpoint's weights (its best
+    epoch), with a fresh optimizer.
+    """
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no resume state (no such run directory)")
+    with run_lock(run_dir):
+        return _resume(run_dir, data, epochs, device, patience, lr, valid_every, lr_decay, progress, log)
+
+
+def _resume(run_dir, data, epochs, device, patience, lr, valid_every, lr_decay, progress, log) -> TrainResult:
     tensors, state = _read_resume(run_dir / RESUME)
+    diverged = state.get("diverged")
+    if diverged and (lr is None or lr == diverged["lr"]):
+        where = f"from its best epoch ({state['best_epoch']})" if (run_dir / BEST).is_file() else "from its last epoch"
+        raise RunDirError(
+            f"{run_dir}: this run diverged at epoch {diverged['epoch']} ({diverged['what']} at lr {diverged['lr']:g});"
+            f" resume it only with a smaller --lr (e.g. --lr {diverged['lr'] / 10:g}), which restarts it {where}"
+        )
     if array_checksum(data.train) != state["data"]["train_checksum"]:
         raise ValueError(
             f"{data.source or data.name}: not the training data of this run (it used {state['data']['name']})"
         )
-    config = TrainConfig(**state["train_config"])
-    if epochs is not None:
-        config.epochs = epochs
-    if device is not None:
-        config.device = device
+    changes = {"epochs": epochs, "device": device, "patience": patience, "lr": lr, "valid_every": valid_every}
+    changes["lr_decay"] = lr_decay
+    config = TrainConfig(**{**state["train_config"], **{k: v for k, v in changes.items() if v is not None}})
     state["train_config"] = asdict(config)
+    if lr is not None:
+        state["lr"] = lr
+    if patience is not None:  # a larger patience continues a run that stopped early
+        state["finished"] = state["bad_epochs"] >= config.patience
     model = model_from_config(state["model_class"], state["model_config"])
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
     model = model.to(resolve_device(config.device))
     optimizer = make_optimizer(model, config)
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, state.pop("optimizer")))
+    saved_optimizer = state.pop("optimizer")
+    best = load_file(str(run_dir / BEST)) if (run_dir / BEST).is_file() else None
+    if diverged:  # back to the best epoch's weights, a fresh optimizer at the new rate
+        state.pop("diverged")
+        if best is not None:
+            model.load_state_dict(best)
+            state.update(epoch=state["best_epoch"], bad_epochs=0, finished=False)
+    else:
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, saved_optimizer))
     for group in optimizer.param_groups:  # the rate reached so far, decays included
         group["lr"] = state.get("lr", config.lr)
     generator = torch.Generator()
     generator.set_state(tensors["rng.shuffle"])
     torch.set_rng_state(tensors["rng.torch"])
     history = [r for r in read_metrics(run_dir) if r["epoch"] <= state["epoch"]]
-    if (run_dir / BEST).is_file():
-        best = load_file(str(run_dir / BEST))
+    if best is not None:
         state["_best_weights"] = {k: v.to(next(model.parameters()).device) for k, v in best.items()}
     return _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log)
 
@@ -519,8 +649,37 @@ def table_meta(data: Dataset) -> dict[str, Any]:
 
 def _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
     device = next(model.parameters()).device
-    with flush_denormals(device), reuse_freed_blocks(device.type == "cpu"):
-        return _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log)
+    try:
+        with flush_denormals(device), reuse_freed_blocks(device.type == "cpu"):
+            return _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log)
+    except KeyboardInterrupt:  # the curve of the epochs that finished
+        if history and run_dir is not None:
+            _plot_curve(history, run_dir / CURVE, f"{state['model_kind']} on {data.name}")
+        raise
+    except FloatingPointError as err:  # record it: resume then asks for another rate instead of looping
+        if run_dir is not None and (run_dir / RESUME).is_file():
+            _mark_diverged(run_dir, err, state["lr"])
+        if history and run_dir is not None:
+            _plot_curve(history, run_dir / CURVE, f"{state['model_kind']} on {data.name}")
+        raise
+
+
+class _DivergedError(FloatingPointError):
+    def __init__(self, epoch: int, what: str, lr: float, run_dir: Path | None) -> None:
+        self.epoch, self.what = epoch, what
+        kept = (
+            f"; {run_dir / BEST} keeps the best epoch before it"
+            if run_dir is not None and (run_dir / BEST).is_file()
+            else ""
+        )
+        super().__init__(f"epoch {epoch}: {what} at lr {lr:g}: training diverged; try a smaller --lr{kept}")
+
+
+def _mark_diverged(run_dir: Path, err: FloatingPointError, lr: float) -> None:
+    tensors, header = _read_resume(run_dir / RESUME)
+    epoch = getattr(err, "epoch", header["epoch"] + 1)
+    header["diverged"] = {"epoch": epoch, "what": getattr(err, "what", str(err)), "lr": lr}
+    atomic_save_file(tensors, run_dir / RESUME, {"ardens_resume": json.dumps(header)})
 
 
 def _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
@@ -550,14 +709,16 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
         if config.optimizer == "lbfgs":
             train_nll = _full_batch_step(model, optimizer, train, config)
             state["step"] += 1
+            if not math.isfinite(train_nll):
+                raise _DivergedError(epoch0 + 1, f"training NLL {train_nll}", state["lr"], run_dir)
         else:
-            train_nll = _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0)
+            train_nll = _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0, run_dir)
         model.eval()
         epoch = epoch0 + 1
         validate = epoch % config.valid_every == 0
         valid_nll = mean_nll(model, valid, masks=valid_masks) if validate else None
         if valid_nll is not None and not math.isfinite(valid_nll):
-            raise FloatingPointError(f"epoch {epoch}: validation NLL is {valid_nll}; try a smaller --lr")
+            raise _DivergedError(epoch, f"validation NLL {valid_nll}", state["lr"], run_dir)
         seconds = time.perf_counter() - start
         state["epoch"] = epoch
         state["seconds"] += seconds
@@ -592,10 +753,8 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
         if log is not None:
             log(line)
         if stopped and log is not None:
-            log(
-                f"early stop: no better validation NLL in {config.patience} validations"
-                f" (best epoch {state['best_epoch']})"
-            )
+            every = "epochs" if config.valid_every == 1 else f"validations (one every {config.valid_every} epochs)"
+            log(f"early stop: no better validation NLL in {config.patience} {every} (best epoch {state['best_epoch']})")
     epochs.close()
     if best_weights is not None:  # the model ends as its best validation epoch
         model.load_state_dict(best_weights)
@@ -612,7 +771,7 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
     )
 
 
-def _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0) -> float:
+def _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0, run_dir=None) -> float:
     """One pass over shuffled minibatches; the mean of their losses."""
     n = len(train)
     perm = torch.randperm(n, generator=generator).to(train.device)
@@ -621,11 +780,14 @@ def _minibatch_epoch(model, optimizer, generator, train, config, state, progress
     for b in bar:
         xb = train[perm[b * config.batch_size : (b + 1) * config.batch_size]]
         loss = model(xb, training_step=state["step"], generator=generator).mean()
+        value = float(loss.detach())
+        if not math.isfinite(value):  # before the step: the weights stay finite
+            raise _DivergedError(epoch0 + 1, f"training loss {value} at step {state['step']}", state["lr"], run_dir)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         state["step"] += 1
-        total += float(loss.detach()) * len(xb)
+        total += value * len(xb)
         bar.set_postfix(nll=f"{total / (b * config.batch_size + len(xb)):.3f}")
     bar.close()
     return total / n
