@@ -5,7 +5,6 @@ training entry point all take the context."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -18,6 +17,7 @@ import ardens
 from ardens import heads
 from ardens.base import ensemble_size
 from ardens.nade import slow_log_prob
+from conftest import enumerate_discrete, rank_of
 
 C = 3
 MIXED = ["binary", "categorical:3", "real:2"]
@@ -80,17 +80,6 @@ def member_log_prob(model, x, member, context):
     if isinstance(model, ardens.NADE):
         return model.log_prob(x, context=context)
     return model.log_prob(x, mask=member, context=context)
-
-
-def enumerate_discrete(cols: heads.Columns) -> torch.Tensor:
-    levels = [range(c.levels) if c.kind == "categorical" else range(2) for c in cols.list]
-    return torch.tensor(list(itertools.product(*levels)), dtype=torch.float64)
-
-
-def rank_of(order: torch.Tensor) -> torch.Tensor:
-    rank = torch.empty(len(order), dtype=torch.long)
-    rank[order.cpu()] = torch.arange(len(order))
-    return rank
 
 
 # -- every column depends on the context ---------------------------------------------------------

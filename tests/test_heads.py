@@ -4,7 +4,6 @@ sampled from the right law, and the fast binary paths equal to the general one."
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -16,7 +15,7 @@ import ardens
 from ardens import heads
 from ardens.base import ensemble_size
 from ardens.nade import slow_log_prob
-from conftest import all_binary
+from conftest import all_binary, enumerate_discrete, rank_of
 
 MIXED = ["binary", "categorical:3", "real:3"]
 DISCRETE = ["categorical:3", "binary", "categorical:4"]
@@ -77,17 +76,6 @@ def member_log_prob(model, x, member):
         assert member == 0
         return model.log_prob(x)
     return model.log_prob(x, mask=member)
-
-
-def enumerate_discrete(cols: heads.Columns) -> torch.Tensor:
-    levels = [range(c.levels) if c.kind == "categorical" else range(2) for c in cols.list]
-    return torch.tensor(list(itertools.product(*levels)), dtype=torch.float64)
-
-
-def rank_of(order: torch.Tensor) -> torch.Tensor:
-    rank = torch.empty(len(order), dtype=torch.long)
-    rank[order.cpu()] = torch.arange(len(order))
-    return rank
 
 
 # -- 1. normalization over the discrete columns ----------------------------------------------

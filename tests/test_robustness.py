@@ -28,6 +28,7 @@ import ardens.train
 from ardens.cli import main
 from ardens.data import Dataset, load_digits, load_file
 from ardens.train import ModelConfig, RunDirError, TrainConfig, build_model, fit, read_metrics, resume
+from test_cli import assert_user_error
 
 DIGITS = load_digits()
 SMALL = Dataset("digits", DIGITS.train[:300], DIGITS.valid[:100], DIGITS.test[:100], (8, 8))
@@ -44,15 +45,6 @@ def call(*args: str) -> subprocess.CompletedProcess:
         except SystemExit as exit_:
             rc = exit_.code
     return subprocess.CompletedProcess(["ardens", *args], rc, out.getvalue(), err.getvalue())
-
-
-def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ardens: error: "), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 # -- 1. hostile checkpoints ---------------------------------------------------------------------
