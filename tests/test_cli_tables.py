@@ -236,3 +236,15 @@ def test_documented_submodules_import_with_the_package():
 
     code = "import ardens; ardens.data.load_dataset('digits'); ardens.train.fit; ardens.evaluate.evaluate; ardens.fetch"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_small_models_train_on_one_thread_unless_told(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    proc = call("train", "--model", "made", "--data", "digits", "--out", str(tmp_path / "a"), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert "on digits, 1 thread (by model size; --threads N to choose)" in proc.stdout
+    proc = call("train", "--model", "made", "--data", "digits", "--out", str(tmp_path / "b"), "--threads", "2", *TINY)
+    assert "on digits, 2 threads\n" in proc.stdout
+    assert torch.get_num_threads() == before  # main() leaves the caller's setting as it found it
