@@ -267,6 +267,23 @@ def write_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 # -- checks -----------------------------------------------------------------------------
+def check_matrix(arr: np.ndarray, where: str, what: str | None = None) -> np.ndarray:
+    """``arr`` as a real numeric 2-D array with at least one row and one column, or a DataError
+    (``what`` names the values expected, e.g. ``"0/1 values"``)."""
+    arr = np.asarray(arr)
+    if arr.dtype == object or not (arr.dtype == bool or np.issubdtype(arr.dtype, np.number)):
+        raise DataError(f"{where}: expected a numeric array{f' of {what}' if what else ''}; got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise DataError(f"{where}: expected real {what or 'numbers'}; got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise DataError(f"{where}: expected a 2-D array (examples, dimensions); got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise DataError(f"{where}: empty (no examples)")
+    if arr.shape[1] == 0:
+        raise DataError(f"{where}: examples have no dimensions; shape {arr.shape}")
+    return arr
+
+
 def validate_binary(arr: np.ndarray, where: str) -> np.ndarray:
     """``arr`` as a C-contiguous ``uint8`` 0/1 matrix with at least one row, or a DataError.
 
@@ -277,17 +294,7 @@ def validate_binary(arr: np.ndarray, where: str) -> np.ndarray:
     ...
     ardens.data.DataError: x.npy: expected 0/1 values; got 2 at row 0, column 1
     """
-    arr = np.asarray(arr)
-    if arr.dtype == object or not (arr.dtype == bool or np.issubdtype(arr.dtype, np.number)):
-        raise DataError(f"{where}: expected a numeric array of 0/1 values; got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise DataError(f"{where}: expected real 0/1 values; got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise DataError(f"{where}: expected a 2-D array (examples, dimensions); got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise DataError(f"{where}: empty (no examples)")
-    if arr.shape[1] == 0:
-        raise DataError(f"{where}: examples have no dimensions; shape {arr.shape}")
+    arr = check_matrix(arr, where, "0/1 values")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         row, col = np.argwhere(~np.isfinite(arr))[0]
         raise DataError(f"{where}: expected 0/1 values; got {arr[row, col]} at row {row}, column {col}")

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import DataError
+from .data import DataError, check_matrix
 from .heads import parse_column
 
 __all__ = [
@@ -281,21 +281,6 @@ def check_finite(table: Table, missing: bool = False) -> None:
         raise table.error(r, j, f"infinite value {values[r, j]}")
 
 
-def _check_array(arr: np.ndarray, where: str) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.dtype == object or not (arr.dtype == bool or np.issubdtype(arr.dtype, np.number)):
-        raise DataError(f"{where}: expected a numeric array; got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise DataError(f"{where}: expected real numbers; got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise DataError(f"{where}: expected a 2-D array (examples, dimensions); got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise DataError(f"{where}: empty (no examples)")
-    if arr.shape[1] == 0:
-        raise DataError(f"{where}: examples have no dimensions; shape {arr.shape}")
-    return arr
-
-
 def table_from_array(
     arrays: np.ndarray | Sequence[np.ndarray],
     where: str | Sequence[str],
@@ -315,7 +300,7 @@ def table_from_array(
     if isinstance(arrays, np.ndarray):
         arrays, where = [arrays], [str(where)]
     source = source or where[0]
-    arrays = [_check_array(a, w) for a, w in zip(arrays, where)]
+    arrays = [check_matrix(a, w) for a, w in zip(arrays, where)]
     widths = {w.removeprefix(source).strip("[]") or w: a.shape[1] for a, w in zip(arrays, where)}
     if len(set(widths.values())) > 1:
         raise DataError(f"{source}: splits have different numbers of dimensions: {widths}")
