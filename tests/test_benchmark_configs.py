@@ -10,28 +10,32 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ardens.data import NAMED_SETS
 from ardens.train import ModelConfig, TrainConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "benchmarks" / "configs").glob("*/*.json"))
+CONFIGS = sorted(p for p in (ROOT / "benchmarks" / "configs").glob("*/*.json") if p.parent.name != "real")
+REAL_CONFIGS = sorted((ROOT / "benchmarks" / "configs" / "real").glob("*.json"))
 NEURAL = ("nade", "made", "deepnade")
 
 
-def _reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks" / "reproduce.py")
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-reproduce = _reproduce()
+reproduce = _load("reproduce")
+real = _load("real")  # imports benchmarks/peers.py, whose peers (zuko, nflows) load only when fitted
 
 
 def test_there_are_configs_for_every_table():
     assert {p.parent.name for p in CONFIGS} == {"caltech", "categorical", "mnist", "uci"}
+    assert REAL_CONFIGS
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -135,3 +139,69 @@ def test_device_reaches_training_and_evaluation_and_is_not_part_of_a_run(tmp_pat
     assert seen["fit"] == ["cpu", "cpu"] and seen["resume"][-2:] == [None, None]
     reproduce.run_row("t", path, None, test=False, device="cpu")  # given: it reaches the resumed runs
     assert seen["resume"][-2:] == ["cpu", "cpu"] and seen["load"][-2:] == ["cpu", "cpu"]
+
+
+@pytest.mark.parametrize("path", REAL_CONFIGS, ids=lambda p: f"real/{p.stem}")
+def test_real_row_config_is_accepted(path):
+    config = json.loads(path.read_text())
+    assert isinstance(config["row"], str) and config["row"] and "dataset" not in config  # every set runs every row
+    if config["kind"] == "peer":
+        assert config["peer"] in real.peers.PEERS
+        assert config["points"] and all(isinstance(p, dict) for p in config["points"])
+        assert set(config.get("train", {})) <= {"lr", "batch_size", "epochs", "patience", "seed"}
+        return
+    assert config["kind"] in NEURAL
+    for point in reproduce.grid_points(config):
+        TrainConfig(**point.get("train", {}))
+        model = dict(point.get("model", {}))
+        model["hidden"] = [min(h, 8) for h in model.get("hidden", [8])]
+        assert build_model(point["kind"], 15, ModelConfig(**model), columns=["real:10"] * 15).n_inputs == 15
+
+
+class _CountingSplits:
+    """A real-valued dataset that counts reads of its test split."""
+
+    def __init__(self, data, reads):
+        self._data, self._reads = data, reads
+
+    def __getattr__(self, name):
+        if name == "test":
+            self._reads.append(1)
+        return getattr(self._data, name)
+
+
+def test_real_benchmark_chooses_on_validation_and_reads_each_test_chunk_once(tmp_path, monkeypatch):
+    from ardens.data import Dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(260, 2)) @ np.array([[1.0, 0.8], [0.0, 0.6]]) + [10.0, -3.0]
+    small = Dataset("red_wine", x[:160], x[160:210], x[210:], columns=("real:3", "real:3"), fold=1)
+    reads: list[int] = []
+    monkeypatch.setattr(real, "load_dataset", lambda *a, **k: _CountingSplits(small, reads))
+    for name in ("RUNS", "RESULTS", "PRETRAINED"):
+        monkeypatch.setattr(real, name, tmp_path / name.lower())
+    monkeypatch.setattr(real, "CONFIGS", tmp_path / "configs")
+    monkeypatch.setattr(real, "ROOT", tmp_path)
+    rows = {
+        "tiny": {"row": "tiny NADE", "kind": "nade", "model": {"hidden": [6]}, "train": {"epochs": 3},
+                 "points": [{"train.lr": 0.03}, {"train.lr": 1e-6}]},
+        "gauss": {"row": "Gaussian", "kind": "peer", "peer": "gaussian", "points": [{}]},
+    }  # fmt: skip
+    real.run(["red_wine"], rows, [1], None)
+    assert len(reads) == 2  # one test read per row and fold
+    record = json.loads((tmp_path / "results" / "real" / "red_wine" / "tiny.json").read_text())["folds"]["1"]
+    assert record["valid_ll"] == max(record["candidates_valid_ll"].values())
+    assert record["chosen"] == {"train.lr": 0.03}  # a learning rate of 1e-6 cannot leave the initial point
+    arrays = np.load(tmp_path / "results" / "real" / "red_wine" / "tiny.npz", allow_pickle=False)
+    assert arrays["original"].mean() == pytest.approx(record["test_ll"], abs=1e-12)
+    np.testing.assert_allclose(arrays["standardized"] - arrays["original"], -record["log_jacobian"], atol=1e-12)
+    assert record["log_jacobian"] == pytest.approx(-np.log(small.train.std(0)).sum())
+    peer = json.loads((tmp_path / "results" / "real" / "red_wine" / "gauss.json").read_text())["folds"]["1"]
+    g = np.load(tmp_path / "results" / "real" / "red_wine" / "gauss.npz", allow_pickle=False)
+    from scipy.stats import multivariate_normal
+
+    exact = multivariate_normal(small.train.mean(0), np.cov(small.train, rowvar=False, ddof=0)).logpdf(small.test)
+    np.testing.assert_allclose(g["original"], exact, atol=1e-9)  # original units: the data's own density
+    assert peer["test_ll"] == pytest.approx(exact.mean(), abs=1e-9)
+    real.run(["red_wine"], rows, [1], None)  # finished folds are kept, not run again
+    assert len(reads) == 2
