@@ -68,7 +68,9 @@ def _torch_peer(kind: str, dim: int, point: dict[str, Any]) -> tuple[torch.nn.Mo
             num_blocks=point.get("blocks", 2),
             num_mixture_components=point.get("components", 10),
         )
-        return made, (lambda x: made.log_prob(x).reshape(-1)), (lambda n: made.sample(n).reshape(n, dim))
+        # nflows 0.14 cannot sample this model without a context (it reads context.shape[0]);
+        # the table only needs its log-likelihoods, so no sampler is offered
+        return made, (lambda x: made.log_prob(x).reshape(-1)), None
     raise ValueError(f"unknown peer {kind!r}")
 
 
@@ -146,7 +148,7 @@ def fit_peer(
                 with torch.no_grad():
                     return sm(n).double().numpy()
 
-            model = (model_lp, model_sample)
+            model = (model_lp, model_sample if sm is not None else None)
         scores[key] = score
         if best is None or score > best[1]:
             best = (key, score, point, model, info)

@@ -1,6 +1,7 @@
 """Side-by-side speed benchmarks: ardens against straightforward PyTorch references.
 
 Run:  .venv/bin/python benchmarks/speed.py [--quick] [--json OUT.json] [--device cpu|cuda]
+      .venv/bin/python benchmarks/speed.py --real   # real-valued heads against zuko and nflows
 
 The ratio column divides by the case's reference row: the per-dimension loop for NADE
 training, training's forward pass for NADE evaluation, ``log_prob`` for sampling, the
@@ -63,6 +64,23 @@ def train_step(model, data: torch.Tensor, batch: int, masks: int = 1) -> Callabl
         x = data[(i * batch) % (len(data) - batch) :][:batch]
         kwargs = {"mask": i % masks} if isinstance(model, ardens.MADE) else {}
         loss = -model.log_prob(x, **kwargs).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state["i"] = i + 1
+
+    return step
+
+
+def loss_step(model, data: torch.Tensor, batch: int) -> Callable[[], None]:
+    """A training step through the model's own training loss (``forward``), as ``fit`` runs it."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    state = {"i": 0}
+
+    def step() -> None:
+        i = state["i"]
+        x = data[(i * batch) % (len(data) - batch) :][:batch]
+        loss = model(x, training_step=i).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -196,6 +214,107 @@ def cases(device: str, quick: bool) -> list[dict]:
     return out
 
 
+# -- real-valued heads against the peers (the `bench` extra: zuko, nflows) -----------------------
+REAL_DIM = 11  # red and white wine
+
+
+class ZukoPeer(torch.nn.Module):
+    """zuko's MAF with ``log_prob(x)`` and ``sample(n)`` (a flow is built per call, as zuko does)."""
+
+    def __init__(self, transforms: int, hidden: int) -> None:
+        super().__init__()
+        import zuko
+
+        self.flow = zuko.flows.MAF(REAL_DIM, transforms=transforms, hidden_features=(hidden, hidden))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flow().log_prob(x)
+
+    def sample(self, n: int) -> torch.Tensor:
+        return self.flow().sample((n,))
+
+
+class NflowsPeer(torch.nn.Module):
+    """nflows' MixtureOfGaussiansMADE (10 components, 2 residual blocks of ``hidden``).
+
+    nflows 0.14 samples this model only with a context (``sample`` reads ``context.shape[0]``
+    and fails on ``None``), so the peer is built with one context feature, always zero, for
+    every call: the same computation plus one input column."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        from nflows.nn.nde.made import MixtureOfGaussiansMADE
+
+        self.made = MixtureOfGaussiansMADE(
+            REAL_DIM, hidden, context_features=1, num_blocks=2, num_mixture_components=10
+        )
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.made.log_prob(x, context=x.new_zeros(len(x), 1))
+
+    def sample(self, n: int) -> torch.Tensor:
+        return self.made.sample(1, context=torch.zeros(n, 1)).reshape(n, REAL_DIM)
+
+
+def real_data(device: str) -> torch.Tensor:
+    """White wine's rows, standardized, if found; else correlated Gaussian rows of its width."""
+    from ardens.data import DataError, load_dataset
+
+    try:
+        x = torch.as_tensor(load_dataset("white_wine").train, dtype=torch.float32)
+    except DataError:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(4000, REAL_DIM, generator=g) @ torch.randn(REAL_DIM, REAL_DIM, generator=g)
+    return ((x - x.mean(0)) / x.std(0)).to(device)
+
+
+def real_model(kind: str, hidden: int, device: str):
+    columns = ["real:10"] * REAL_DIM
+    model = {
+        "RNADE": lambda: ardens.NADE(REAL_DIM, hidden, columns=columns),
+        "MADE-MoG": lambda: ardens.MADE(REAL_DIM, [hidden, hidden], columns=columns),
+        "DeepRNADE": lambda: ardens.DeepNADE(REAL_DIM, [hidden, hidden], columns=columns),
+    }[kind]()
+    model.init_from_data(REAL_DATA[:1000].cpu())
+    return model.to(device)
+
+
+def real_cases(device: str, hidden: int = 100) -> list[dict]:
+    """RNADE, MADE-MoG, DeepRNADE against zuko's MAF and nflows' MoG-MADE at the same hidden
+    width (``hidden``; MADEs and MAF with two layers of it), batch 100 (training) and 1000."""
+    peers = [
+        ("nflows MoG-MADE (reference)", lambda: NflowsPeer(hidden).to(device)),
+        ("zuko MAF, 1 transform", lambda: ZukoPeer(1, hidden).to(device)),
+        ("zuko MAF, 3 transforms (default)", lambda: ZukoPeer(3, hidden).to(device)),
+    ]
+    ours = [(f"ardens {k}", lambda k=k: real_model(k, hidden, device)) for k in ("RNADE", "MADE-MoG", "DeepRNADE")]
+    ref = peers[0][0]
+
+    def train(build, is_ours):
+        return lambda: (loss_step if is_ours else train_step)(build(), REAL_DATA, 100)
+
+    return [
+        {
+            "case": f"real train, {REAL_DIM} dims, hidden {hidden}, batch 100",
+            "examples": 100,
+            "ref": ref,
+            "impls": [(label, train(b, True)) for label, b in ours] + [(label, train(b, False)) for label, b in peers],
+        },
+        {
+            "case": f"real log_prob, {REAL_DIM} dims, hidden {hidden}, batch 1000",
+            "examples": 1000,
+            "ref": ref,
+            "impls": [(label, lambda b=b: eval_step(b(), REAL_DATA, 1000)) for label, b in ours + peers],
+        },
+        {
+            "case": f"real sample, {REAL_DIM} dims, hidden {hidden}, 1000",
+            "examples": 1000,
+            "ref": ref,
+            "impls": [(label, lambda b=b: sample_step(b(), 1000)) for label, b in ours + peers],
+        },
+    ]
+
+
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -223,11 +342,17 @@ def time_case(case: dict, device: str, reps: int, min_seconds: float) -> dict[st
     return {label: statistics.median(r) for label, r in rates.items()}
 
 
-def _memory_child(case_index: int, impl_index: int, device: str, quick: bool, queue) -> None:
-    global DATA
+def all_cases(device: str, quick: bool, real: bool) -> list[dict]:
+    return real_cases(device) if real else cases(device, quick)
+
+
+def _memory_child(case_index: int, impl_index: int, device: str, quick: bool, real: bool, queue) -> None:
+    global DATA, REAL_DATA
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     DATA = load_data(device)
-    case = cases(device, quick)[case_index]
+    if real:
+        REAL_DATA = real_data(device)
+    case = all_cases(device, quick, real)[case_index]
     step = case["impls"][impl_index][1]()
     step()  # compile / allocate once, so that what remains is the workload's own peak
     sync(device)
@@ -252,10 +377,10 @@ def _status_mib(field: str) -> float:
     return int(line.split()[1]) / 1024
 
 
-def peak_memory(case_index: int, impl_index: int, device: str, quick: bool) -> float:
+def peak_memory(case_index: int, impl_index: int, device: str, quick: bool, real: bool = False) -> float:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_memory_child, args=(case_index, impl_index, device, quick, queue))
+    proc = ctx.Process(target=_memory_child, args=(case_index, impl_index, device, quick, real, queue))
     proc.start()
     value = queue.get()
     proc.join()
@@ -281,7 +406,7 @@ def machine(device: str) -> dict[str, str]:
 
 
 def main() -> None:
-    global DATA
+    global DATA, REAL_DATA
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="d=500 and one MADE shape only")
     parser.add_argument("--reps", type=int, default=5)
@@ -290,20 +415,27 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--only", default="", help="run the cases whose name contains this text")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="the real-valued heads against zuko and nflows (needs the bench extra) instead of the binary suite",
+    )
     args = parser.parse_args()
     DATA = load_data(args.device)
+    if args.real:
+        REAL_DATA = real_data(args.device)
     print("machine:", json.dumps(machine(args.device)))
     results = []
     header = f"| {'case':44s} | {'implementation':30s} | {'examples/s':>11s} | {'ratio':>7s} | {'peak MiB':>8s} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for ci, case in enumerate(cases(args.device, args.quick)):
+    for ci, case in enumerate(all_cases(args.device, args.quick, args.real)):
         if args.only not in case["case"]:
             continue
         rates = time_case(case, args.device, args.reps, args.min_seconds)
         ref = rates[case.get("ref", case["impls"][-1][0])]
         for ii, (label, _) in enumerate(case["impls"]):
-            mem = float("nan") if args.no_memory else peak_memory(ci, ii, args.device, args.quick)
+            mem = float("nan") if args.no_memory else peak_memory(ci, ii, args.device, args.quick, args.real)
             row = {
                 "case": case["case"],
                 "impl": label,
@@ -321,6 +453,7 @@ def main() -> None:
 
 
 DATA: torch.Tensor
+REAL_DATA: torch.Tensor
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ from conftest import all_binary, enumerate_discrete, rank_of
 MIXED = ["binary", "categorical:3", "real:3"]
 DISCRETE = ["categorical:3", "binary", "categorical:4"]
 LONG = ["real:2", "categorical:3", "binary", "real:1", "categorical:4"]
+EQUAL = ["real:3"] * 4  # equal head widths: the unpadded path of params_by_position
 
 KIND_ARGS = {
     "nade": {"hidden": 7, "ordering": "random", "seed": 3},
@@ -275,9 +276,18 @@ def test_encoded_params_are_autoregressive_by_jacobian(kind, columns):
             assert seen[allowed].double().mean() > 0.9, f"{kind} member {member}: most earlier inputs ignored"
 
 
+@pytest.fixture(params=["gemm", "cumsum"])
+def prefix_path(request, monkeypatch):
+    """Both ways of summing the columns before each position: one masked GEMM (narrow inputs)
+    and per-column products with a cumulative sum (wide inputs, forced here)."""
+    if request.param == "cumsum":
+        monkeypatch.setattr(ardens._columnwise, "GEMM_PREFIX_WIDTH", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("first_hidden", ["bias", "learned"])
-@pytest.mark.parametrize("columns", [MIXED, DISCRETE, LONG])
-def test_nade_log_prob_equals_slow_definition(first_hidden, columns):
+@pytest.mark.parametrize("columns", [MIXED, DISCRETE, LONG, EQUAL])
+def test_nade_log_prob_equals_slow_definition(first_hidden, columns, prefix_path):
     model = build("nade" if first_hidden == "bias" else "nade-learned", columns)
     x = torch.as_tensor(fake_data(model.columns, 40, seed=3))
     with torch.no_grad():
@@ -315,8 +325,8 @@ def test_deepnade_conditionals_ignore_unobserved_values(columns):
     assert seen_real > 0
 
 
-@pytest.mark.parametrize("columns", [MIXED, DISCRETE, LONG])
-def test_deepnade_log_prob_is_the_chain_rule_of_conditional_params(columns):
+@pytest.mark.parametrize("columns", [MIXED, DISCRETE, LONG, EQUAL])
+def test_deepnade_log_prob_is_the_chain_rule_of_conditional_params(columns, prefix_path):
     model = build("deepnade-K", columns)
     cols = model.columns
     x = torch.as_tensor(fake_data(cols, 30, seed=4))

@@ -25,7 +25,10 @@ import torch
 
 from .heads import Columns
 
-__all__ = ["inputs_by_position", "params_by_position"]
+__all__ = ["inputs_by_position", "inputs_before_position", "params_by_position"]
+
+#: Encoded widths up to this run the prefix sums as one masked GEMM (see inputs_before_position).
+GEMM_PREFIX_WIDTH = 64
 
 
 def _padded(offsets: np.ndarray, order: np.ndarray, pad: int) -> np.ndarray:
@@ -47,12 +50,39 @@ def inputs_by_position(e: torch.Tensor, W: torch.Tensor, cols: Columns, order: t
     return torch.einsum("bnq,nqd->bnd", e_pad, w_pad)
 
 
+def inputs_before_position(e: torch.Tensor, W: torch.Tensor, cols: Columns, order: torch.Tensor) -> torch.Tensor:
+    """``(B, n, d)``: at position ``k``, the exclusive sum ``sum_{i<k} W_{o_i} e_{o_i}`` of the
+    columns before it (the running pre-activation of NADE and of DeepNADE's first layer).
+
+    For narrow inputs (``input_width <= GEMM_PREFIX_WIDTH``: real and small tables) one GEMM
+    of the inputs masked per position, ``(B n, input_width) @ (input_width, d)``: the masked
+    entries are exact zeros, so no term of a column or of the columns after it enters. Wider
+    inputs take the per-column products and a cumulative sum, ``O(B n d)``."""
+    if cols.input_width <= GEMM_PREFIX_WIDTH:
+        position = torch.empty_like(order)
+        position[order] = torch.arange(len(order), device=order.device)
+        unit_position = position[cols.input_column.to(order.device)]  # (input_width,)
+        before = unit_position[None, :] < torch.arange(len(order), device=order.device)[:, None]  # (n, input_width)
+        masked = e[:, None, :] * before.to(e.dtype)  # (B, n, input_width)
+        return (masked.reshape(-1, e.shape[1]) @ W.t()).reshape(e.shape[0], len(order), W.shape[0])
+    contrib = inputs_by_position(e, W, cols, order)
+    return torch.nn.functional.pad(torch.cumsum(contrib[:, :-1], dim=1), (0, 0, 1, 0))
+
+
 def params_by_position(
     h: torch.Tensor, V: torch.Tensor, c: torch.Tensor, cols: Columns, order: torch.Tensor
 ) -> torch.Tensor:
     """Every column's parameters ``(B, param_width)``, column ``order[k]``'s block read from
     the hidden state ``h[:, k]`` (``h``: ``(B, n, d)``; ``V``: ``(param_width, d)``, ``c``:
     ``(param_width,)``)."""
+    widths = np.diff(cols.param_offsets)
+    n, d = len(order), V.shape[1]
+    if (widths == widths[0]).all():  # equal blocks: V is (n, P, d) as a view, no padding
+        p = int(widths[0])
+        out = torch.einsum("bnd,npd->bnp", h, V.reshape(n, p, d)[order])  # (B, n, P) by position
+        position = torch.empty_like(order)
+        position[order] = torch.arange(n, device=order.device)
+        return out[:, position].reshape(h.shape[0], -1) + c
     order_np = order.cpu().numpy()
     index = _padded(cols.param_offsets, order_np, cols.param_width)  # (n, P)
     index_t = torch.as_tensor(index, device=h.device)

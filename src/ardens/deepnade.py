@@ -46,7 +46,7 @@ from torch import nn
 
 from . import queries
 from ._checks import check_positive_int, check_sizes
-from ._columnwise import inputs_by_position, params_by_position
+from ._columnwise import inputs_before_position, params_by_position
 from .base import (
     ACTIVATIONS,
     AutoregressiveModel,
@@ -335,8 +335,7 @@ class DeepNADE(AutoregressiveModel):
                 xo = xb[:, order]  # (B, n)
                 before = F.pad(torch.cumsum(xo[:, :-1, None] * w_x[:-1], dim=1), (0, 0, 1, 0))
             else:
-                contrib = inputs_by_position(cols.encode(xb), first.weight[:, :n_in], cols, order)
-                before = F.pad(torch.cumsum(contrib[:, :-1], dim=1), (0, 0, 1, 0))
+                before = inputs_before_position(cols.encode(xb), first.weight[:, :n_in], cols, order)
             if ctx is not None:
                 before = before + (ctx[lo : lo + step] @ first.weight[:, n_in + n :].t())[:, None, :]
             h = act(before + offset)

@@ -267,18 +267,26 @@ class Columns(nn.Module):
             order.append(self.binary_idx)
         for k, cols in self.cat_groups.items():
             logits = self._group_params(params, cols, k)  # (..., m, K)
-            codes = x[..., torch.as_tensor(cols, device=x.device)].long()
+            codes = self._take(x, cols).long()
             out.append(logits.log_softmax(-1).gather(-1, codes.unsqueeze(-1)).squeeze(-1))
             order.append(cols)
         for c, cols in self.real_groups.items():
             block = self._group_params(params, cols, 3 * c)  # (..., m, 3C)
-            z = self.standardize(x)[..., torch.as_tensor(cols, device=x.device)]
-            lp = mixture_log_prob(block, z, self.min_scale)
-            out.append(lp - self.scale[torch.as_tensor(cols, device=x.device)].to(lp.dtype).log())
+            loc, scale = self._take(self.loc, cols).to(x.dtype), self._take(self.scale, cols).to(x.dtype)
+            lp = mixture_log_prob(block, (self._take(x, cols) - loc) / scale, self.min_scale)
+            out.append(lp - scale.log())
             order.append(cols)
+        if len(out) == 1 and len(order[0]) == self.n:  # one group of every column, in order
+            return out[0]
         joined = torch.cat(out, dim=-1)
         inverse = torch.as_tensor(np.argsort(np.concatenate(order), kind="stable"), device=joined.device)
         return joined[..., inverse]
+
+    def _take(self, t: torch.Tensor, cols: np.ndarray) -> torch.Tensor:
+        """``t[..., cols]``: a view where ``cols`` is every column in order (no copy)."""
+        if len(cols) == self.n:  # groups list their columns in increasing order
+            return t
+        return t[..., torch.as_tensor(cols, device=t.device)]
 
     def log_jacobian(self) -> float:
         """``-sum log scale`` over the real columns: log p(x) = log p(z) + this."""
@@ -287,7 +295,12 @@ class Columns(nn.Module):
         return float(-self.scale[torch.as_tensor(self.real_idx)].double().log().sum())
 
     def _group_params(self, params: torch.Tensor, cols: np.ndarray, width: int) -> torch.Tensor:
+        """The blocks of columns ``cols`` (each ``width`` wide) as ``(..., len(cols), width)``:
+        a view where the blocks are adjacent, else a gather."""
         starts = self.param_offsets[cols]
+        if np.array_equal(starts, starts[0] + width * np.arange(len(cols))):
+            lo = int(starts[0])
+            return params[..., lo : lo + width * len(cols)].unflatten(-1, (len(cols), width))
         idx = torch.as_tensor((starts[:, None] + np.arange(width)[None, :]).reshape(-1), device=params.device)
         return params[..., idx].reshape(*params.shape[:-1], len(cols), width)
 
@@ -359,9 +372,10 @@ def mixture_log_prob(block: torch.Tensor, z: torch.Tensor, min_scale: float) -> 
     """``log sum_c w_c N(z; mu_c, sigma_c)`` for blocks ``(..., 3C)`` and values ``(...)``."""
     c = block.shape[-1] // 3
     logits, means, raw = block[..., :c], block[..., c : 2 * c], block[..., 2 * c :]
-    sigma = min_scale + raw.exp()
-    comp = -0.5 * ((z.unsqueeze(-1) - means) / sigma) ** 2 - sigma.log() - LOG_SQRT_2PI
-    return torch.logsumexp(logits.log_softmax(-1) + comp, dim=-1)
+    sigma = raw.exp() + min_scale
+    t = (z.unsqueeze(-1) - means) / sigma
+    comp = torch.addcmul(logits - sigma.log(), t, t, value=-0.5)  # log w_c + log N(z; mu_c, sigma_c) + const
+    return torch.logsumexp(comp, dim=-1) - torch.logsumexp(logits, dim=-1) - LOG_SQRT_2PI
 
 
 def mixture_cdf(block: torch.Tensor, z: torch.Tensor, min_scale: float) -> torch.Tensor:

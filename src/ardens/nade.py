@@ -50,7 +50,7 @@ from torch import nn
 
 from . import _nade_ops, queries
 from ._checks import check_positive_int
-from ._columnwise import inputs_by_position, params_by_position
+from ._columnwise import inputs_before_position, params_by_position
 from .base import (
     ACTIVATIONS,
     AutoregressiveModel,
@@ -182,9 +182,9 @@ class NADE(AutoregressiveModel):
     def _encoded_params(self, e: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
         B, d = e.shape[0], self.hidden
         act = activation_fn(self.activation)
-        co = inputs_by_position(e, self.W, self.columns, self.order)  # (B, n, d) in generation order
+        before = inputs_before_position(e, self.W, self.columns, self.order)  # (B, n, d) in generation order
         start = self.b if ctx is None else self.b + ctx @ self.W_context.t()  # (d,) or (B, d)
-        h = act(start.reshape(-1, 1, d) + _exclusive_cumsum(co))
+        h = act(start.reshape(-1, 1, d) + before)
         if self.h1 is not None:
             h1 = self.h1.expand(B, 1, d) if ctx is None else act(self.h1 + ctx @ self.W_context.t())[:, None]
             h = torch.cat([h1, h[:, 1:]], dim=1)
