@@ -160,3 +160,30 @@ def test_committed_real_models_reproduce_their_test_figures(dataset, row, fold):
     arrays = np.load(REAL_RESULTS / dataset / f"{row}.npz", allow_pickle=False)
     rows = arrays["original"][arrays["fold"] == int(fold)]
     assert report["n_examples"] == len(rows) and float(rows.mean()) == pytest.approx(-report["nll"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kind,kwargs",
+    [("nade", {"hidden": 12}), ("made", {"hidden": [16, 16]}), ("deepnade", {"hidden": [12, 10], "num_orderings": 2})],
+)
+def test_dropout_acts_only_in_training_and_is_saved(kind, kwargs, tmp_path):
+    columns = ["real:3", "real:2", "binary"]
+    model = real_model(kind, columns, dropout=0.3, **kwargs)
+    plain = real_model(kind, columns, **kwargs)  # same seed: the same weights, no dropout
+    plain.load_state_dict(model.state_dict())
+    rng = np.random.default_rng(2)
+    x = torch.as_tensor(np.column_stack([3 + 2 * rng.standard_normal((40, 2)), rng.integers(0, 2, 40)]))
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.log_prob(x), plain.log_prob(x), rtol=0, atol=0)
+        model.train(), plain.train()
+        g = torch.Generator().manual_seed(0)
+        a = model(x, training_step=0, generator=g)
+        b = model(x, training_step=0, generator=torch.Generator().manual_seed(0))
+        reference = plain(x, training_step=0, generator=torch.Generator().manual_seed(0))
+        assert not torch.equal(a, b) and not torch.equal(a, reference)  # units dropped, differently each call
+    ardens.save(model, tmp_path / "m.safetensors")
+    loaded = ardens.load(tmp_path / "m.safetensors")
+    assert loaded.dropout == 0.3
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.double().log_prob(x), model.eval().log_prob(x), rtol=0, atol=1e-12)

@@ -81,6 +81,9 @@ class DeepNADE(AutoregressiveModel):
         context_features: ``C``, the width of a context ``c``; ``C > 0`` makes the model the
             conditional density ``p(x | c)`` (module docstring), and every call then requires
             ``context=c``, shape ``(..., C)`` (or one row ``(C,)`` for all rows).
+        dropout: probability of zeroing each hidden unit in the order-agnostic training loss
+            while the module is in training mode (survivors scaled by ``1 / (1 - dropout)``);
+            likelihoods, queries and sampling never drop.
     """
 
     member_name = "ordering"
@@ -96,11 +99,15 @@ class DeepNADE(AutoregressiveModel):
         columns: Any = None,
         min_scale: float | None = None,
         context_features: int = 0,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.columns = resolve_columns(n_inputs, columns, min_scale)
         self.n_inputs = n = self.columns.n
         self.hidden = check_sizes("hidden", hidden)
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout: expected a probability in [0, 1); got {dropout!r}")
+        self.dropout = float(dropout)
         if not self.hidden:
             raise ValueError("hidden: DeepNADE needs at least one hidden layer")
         self.num_orderings = check_positive_int("num_orderings", num_orderings)
@@ -141,6 +148,7 @@ class DeepNADE(AutoregressiveModel):
             "ordering": self.ordering_spec,
             "seed": self.seed,
             "activation": self.activation,
+            **({"dropout": self.dropout} if self.dropout else {}),
             **self.columns_config(),
             **self.context_config(),
         }
@@ -159,12 +167,14 @@ class DeepNADE(AutoregressiveModel):
         return check_member(i, self.num_orderings)
 
     # -- the network -------------------------------------------------------------------
-    def _network(self, inp: torch.Tensor) -> torch.Tensor:
+    def _network(self, inp: torch.Tensor, dropout: bool = False) -> torch.Tensor:
         act = activation_fn(self.activation)
         h = inp
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             h = layer(h) if i == last else act(layer(h))
+            if dropout and i != last:
+                h = F.dropout(h, self.dropout, training=True)
         return h
 
     @staticmethod
@@ -214,7 +224,7 @@ class DeepNADE(AutoregressiveModel):
         ranks = torch.rand(b, n, generator=generator).argsort(1).argsort(1)
         observed = (ranks < d).to(flat.device, flat.dtype)
         e = self.columns.encode(flat) * observed[:, self.columns.input_column.to(flat.device)]
-        params = self._network(self._input(e, observed, ctx))
+        params = self._network(self._input(e, observed, ctx), dropout=bool(self.training and self.dropout))
         nll = -(self.columns.column_log_probs(params, flat) * (1 - observed)).sum(-1)
         return (nll * (n / (n - d.squeeze(1))).to(flat.device, flat.dtype)).reshape(batch)
 

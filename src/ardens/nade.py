@@ -87,6 +87,9 @@ class NADE(AutoregressiveModel):
             ``sample``, ``params``, ``encoded_params``, ``forward``/``training_loss``,
             ``marginal_log_prob`` and ``impute`` all require ``context=c``, shape ``(..., C)``
             (one row per row of ``x`` or per sample, or one row ``(C,)`` for all).
+        dropout: probability of zeroing each hidden unit in :meth:`log_prob` while the module
+            is in training mode (survivors scaled by ``1 / (1 - dropout)``; the general path,
+            not the fused binary kernels); evaluation mode never drops.
     """
 
     def __init__(
@@ -100,11 +103,15 @@ class NADE(AutoregressiveModel):
         columns: Any = None,
         min_scale: float | None = None,
         context_features: int = 0,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.columns = resolve_columns(n_inputs, columns, min_scale)
         self.n_inputs = n = self.columns.n
         self.hidden = d = check_positive_int("hidden", hidden)
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout: expected a probability in [0, 1); got {dropout!r}")
+        self.dropout = float(dropout)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}; got {activation!r}")
         if first_hidden not in FIRST_HIDDEN:
@@ -133,6 +140,8 @@ class NADE(AutoregressiveModel):
         }
         if self.first_hidden != "bias":
             out["first_hidden"] = self.first_hidden
+        if self.dropout:
+            out["dropout"] = self.dropout
         return {**out, **self.columns_config(), **self.context_config()}
 
     def ordering(self, i: int = 0) -> torch.Tensor:
@@ -179,7 +188,7 @@ class NADE(AutoregressiveModel):
         one row) for a conditional model."""
         return self._encoded_params(e, self.check_context(context, e.shape[:-1]))
 
-    def _encoded_params(self, e: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
+    def _encoded_params(self, e: torch.Tensor, ctx: torch.Tensor | None, dropout: bool = False) -> torch.Tensor:
         B, d = e.shape[0], self.hidden
         act = activation_fn(self.activation)
         before = inputs_before_position(e, self.W, self.columns, self.order)  # (B, n, d) in generation order
@@ -188,6 +197,8 @@ class NADE(AutoregressiveModel):
         if self.h1 is not None:
             h1 = self.h1.expand(B, 1, d) if ctx is None else act(self.h1 + ctx @ self.W_context.t())[:, None]
             h = torch.cat([h1, h[:, 1:]], dim=1)
+        if dropout:
+            h = torch.nn.functional.dropout(h, self.dropout, training=True)
         return params_by_position(h, self.V, self.c, self.columns, self.order)
 
     def log_prob(self, x: Any, *, observed: Any = None, context: Any = None) -> torch.Tensor:
@@ -202,9 +213,10 @@ class NADE(AutoregressiveModel):
         x = self.check_input(x)
         flat, batch = flat_batch(x)
         ctx = self.check_context(context, batch)
-        if self._fast:
+        drop = bool(self.training and self.dropout)
+        if self._fast and not drop:
             return _nade_ops.log_prob(flat, *self._params(), self.activation).reshape(batch)
-        params = self._encoded_params(self.columns.encode(flat), ctx)
+        params = self._encoded_params(self.columns.encode(flat), ctx, dropout=drop)
         return self.columns.column_log_probs(params, flat).sum(-1).reshape(batch)
 
     def marginal_log_prob(self, x: Any, observed: Any, context: Any = None) -> torch.Tensor:
