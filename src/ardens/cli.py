@@ -161,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         " overrides (KEY a header name, a 0-based index or *; KIND binary, categorical[:K], real[:C])",
     )
     p.add_argument(
+        "--context-columns",
+        metavar="NAME[,NAME...]",
+        help="train a conditional model p(x | c): these columns of the --data file (header names or 0-based"
+        " indices) are removed from x and become the context c (text labels and small integer codes one-hot,"
+        " 0/1 as is, real numbers standardized with the training split); evaluate, score and sample then read"
+        " the same columns",
+    )
+    p.add_argument(
         "--one-hot-groups",
         choices=("auto",),
         help="model runs of at-most-one-hot binary columns as categorical columns (found on the training split)",
@@ -203,12 +211,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="draw samples to a .npy or .csv (and a PNG grid for images)")
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
-    p.add_argument("-n", "--num", type=_positive_int, default=64, help="number of samples")
+    p.add_argument("-n", "--num", type=_positive_int, help="number of samples (default 64)")
+    p.add_argument(
+        "--context",
+        metavar="NAME=VALUE[,NAME=VALUE...]",
+        action="append",
+        help="conditional models: the context of every sample, one value per context column (a label, or a number)",
+    )
+    p.add_argument(
+        "--context-from",
+        metavar="FILE",
+        help="conditional models: one sample per row of FILE's context columns (found by header name; a file"
+        " without a header holds exactly the context columns, or the training file's columns)",
+    )
     p.add_argument(
         "--out",
         required=True,
         metavar="FILE.npy|FILE.csv",
-        help=".csv: a header of column names, integers for discrete columns, category labels kept",
+        help=".csv: a header of column names, integers for discrete columns, category labels kept (conditional"
+        " models: the context columns too, in the training file's layout); .npy: the modelled columns only",
     )
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the sampling generator")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -436,6 +457,16 @@ def _train(args: argparse.Namespace, run: Path) -> int:
         )
         if args.model != "nade" and args.first_hidden != "bias":
             raise UserError("--first-hidden: only for --model nade")
+        if args.context_columns is not None:
+            from .context import ContextEncoding
+            from .data import split_context
+
+            keys = [k.strip() for k in args.context_columns.split(",")]
+            if not all(keys):
+                raise UserError(f"--context-columns: an empty name in {args.context_columns!r}")
+            data = split_context(data, keys)
+            enc = ContextEncoding.from_meta(data.context_encoding)
+            _log(f"context: {enc.describe()} (width {enc.width})")
         _log(f"columns: {describe_columns(data)}")
         import torch
 
@@ -453,6 +484,7 @@ def _train(args: argparse.Namespace, run: Path) -> int:
                 direct=args.direct,
                 seed=args.seed,
                 dropout=args.dropout,
+                context_features=data.context_width,
             ),
             columns=data.column_specs,
         )
@@ -510,7 +542,14 @@ def _load_for(spec: str, args: argparse.Namespace, meta: dict):
         columns = None
     elif columns and meta.get("categories"):  # labelled columns: codes follow the model's labels (align_to_model)
         columns = ["categorical" if str(j) in meta["categories"] else c for j, c in enumerate(columns)]
-    data = load_dataset(spec, args.data_dir, fold=fold, columns=columns, one_hot_groups=groups)
+    if (meta.get("context") or {}).get("columns"):  # the file holds the context columns too: encoded as stored
+        from .data import context_load_columns, split_context
+
+        full = context_load_columns(meta, columns)
+        data = load_dataset(spec, args.data_dir, fold=fold, columns=full, one_hot_groups=groups)
+        data = split_context(data, encoding=meta["context"])
+    else:
+        data = load_dataset(spec, args.data_dir, fold=fold, columns=columns, one_hot_groups=groups)
     return align_to_model(data, meta)
 
 
@@ -546,18 +585,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if rows.missing.any():
             r, j = (int(v) for v in np.argwhere(rows.missing)[0])
             raise UserError(f"{rows.where}: missing value at {rows.row(r)}, {rows.column(j)}; {_SCORE_HINT}")
-        x, name, fold, split = rows.x, Path(spec).stem, None, "all rows"
+        x, name, fold, split, context = rows.x, Path(spec).stem, None, "all rows", rows.context
     else:
         try:
             data = _load_for(spec, args, meta)
         except DataError as err:
             raise _missing_hint(err) from None
-        x, name, fold = data.split(split), data.name, data.fold
+        x, name, fold, context = data.split(split), data.name, data.fold, data.context(split)
         if x.shape[1] != model.n_inputs:
             raise UserError(
                 f"{data.source or data.name}: data has {x.shape[1]} dimensions; the model expects {model.n_inputs}"
             )
-    report = evaluate(model, x, masks=args.masks, batch_size=args.batch_size)
+    _check_has_context(model, meta, context, spec)
+    report = evaluate(model, x, masks=args.masks, batch_size=args.batch_size, context=context)
     if args.json:
         which = "all" if args.all_rows else split
         print(json.dumps({"checkpoint": str(args.checkpoint), "data": name, "split": which, **report.as_dict()}))
@@ -596,13 +636,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
             if path.exists():
                 raise UserError(f"{path}: exists; choose another --out or pass --force")
     model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
-    x = draw_samples(model, args.num, seed=args.seed)
+    context, raw = _sample_context(args, model, meta)
+    num = len(context) if args.context_from else (args.num or 64)
+    x = draw_samples(model, num, seed=args.seed, context=context)
     if meta.get("one_hot_groups"):  # back to the binary file's columns
         from .tables import ungroup
 
         x = ungroup(x.astype(np.float64), meta["one_hot_groups"], int(meta["one_hot_groups_width"]))
     if out.suffix.lower() == ".csv":
-        atomic_write(out, lambda tmp: Path(tmp).write_text(samples_csv(x, model, meta)))
+        text = samples_csv(x, model, meta, context=None if raw is None else _repeat(raw, len(x)))
+        atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     else:
 
         def write_npy(tmp: str) -> None:
@@ -618,9 +661,105 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def samples_csv(x, model, meta: dict) -> str:
+def _check_has_context(model, meta: dict, context, where: str) -> None:
+    """A conditional model needs its context columns; an unconditional one takes none."""
+    if model.context_features and context is None:
+        names = ", ".join(c["name"] for c in (meta.get("context") or {}).get("columns", []))
+        raise UserError(f"{where}: the model is conditioned on context columns ({names or 'unnamed'}); none read")
+
+
+def _repeat(raw: list[list], n: int) -> list[list]:
+    return [col * n if len(col) == 1 else col for col in raw]
+
+
+def _parse_context_arg(texts: list[str], enc) -> list[list]:
+    """``--context NAME=VALUE,...``: one raw value per context column (labels as text)."""
+    given: dict[str, str] = {}
+    for text in texts:
+        for entry in text.split(","):
+            name, eq, value = entry.partition("=")
+            name, value = name.strip(), value.strip()
+            if not eq or not name:
+                raise UserError(f"--context: expected NAME=VALUE; got {entry.strip()!r}")
+            if name not in enc.names:
+                raise UserError(
+                    f"--context: no context column {name!r}; the model is conditioned on {', '.join(enc.names)}"
+                )
+            if name in given:
+                raise UserError(f"--context: context column {name!r} is given twice")
+            given[name] = value
+    raw = []
+    for col in enc.columns:
+        if col.name not in given:
+            raise UserError(
+                f"--context: no value for context column {col.name!r} (the model is conditioned on"
+                f" {', '.join(enc.names)})"
+            )
+        value = given[col.name]
+        if value in ("", "NA", "N/A", "NaN", "nan", "null"):
+            raise UserError(f"--context: context column {col.name!r}: missing value {value!r}")
+        if col.labelled:
+            raw.append([value])
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise UserError(f"--context: context column {col.name!r}: expected a number; got {value!r}") from None
+        raw.append([number])
+    return raw
+
+
+def _sample_context(args: argparse.Namespace, model, meta: dict):
+    """The encoded context of ``ardens sample`` and its raw values per column (or ``(None, None)``)."""
+    from .context import ContextEncoding, ContextError
+
+    if args.context and args.context_from:
+        raise UserError("--context: not with --context-from (give one or the other)")
+    if args.context_from and args.num is not None:
+        raise UserError("-n/--num: not with --context-from (one sample per row of its file)")
+    if not model.context_features:
+        if args.context or args.context_from:
+            flag = "--context" if args.context else "--context-from"
+            raise UserError(f"{flag}: this model takes no context (it was trained without --context-columns)")
+        return None, None
+    enc_meta = meta.get("context") or {}
+    if "columns" not in enc_meta:
+        raise UserError(f"{args.checkpoint}: the checkpoint does not say how its context columns are encoded")
+    enc = ContextEncoding.from_meta(enc_meta)
+    if not args.context and not args.context_from:
+        raise UserError(
+            f"--context: required: the model is conditioned on {', '.join(enc.names)}"
+            " (pass --context NAME=VALUE,... or --context-from FILE)"
+        )
+    if args.context:
+        raw = _parse_context_arg(args.context, enc)
+        try:
+            context = enc.encode(raw, where="--context", cell=lambda r, j, name: f"context column {name!r}")
+        except ContextError as err:
+            raise UserError(str(err)) from None
+        return context, raw
+    from .data import _read_any_table, take_context
+
+    table = _read_any_table(Path(args.context_from), args.context_from)
+    context, raw, _ = take_context(table, enc_meta, args.context_from)
+    if not len(context):
+        raise UserError(f"{args.context_from}: no rows")
+    return context, raw
+
+
+def _context_cell(value, col) -> str:
+    if isinstance(value, str):
+        return _csv_cell(value)
+    if col.kind == "real":
+        return repr(float(value))
+    return str(int(value))
+
+
+def samples_csv(x, model, meta: dict, context: list[list] | None = None) -> str:
     """Samples as CSV text: the training file's column names as header (``x0, x1, ...`` if it
-    had none), integers for discrete columns, the original labels for labelled categories."""
+    had none), integers for discrete columns, the original labels for labelled categories.
+    ``context``: a conditional model's raw context values (one list per context column, one
+    value per sample), written as the training file had them, in its layout."""
     import numpy as np
 
     n = x.shape[1]
@@ -629,8 +768,22 @@ def samples_csv(x, model, meta: dict) -> str:
         names = [f"x{j}" for j in range(n)]
     labels = {int(k): v for k, v in (meta.get("categories") or {}).items()}
     specs = model.columns.specs() if n == model.n_inputs else ["binary"] * n
-    lines = [",".join(_csv_cell(str(v)) for v in names)]
-    for row in np.asarray(x):
+    header = [_csv_cell(str(v)) for v in names]
+    ctx_cols = []
+    if context is not None:
+        from .context import ContextEncoding
+
+        enc = ContextEncoding.from_meta(meta["context"])
+        ctx_cols = enc.columns
+        width = int(meta["context"].get("file_width", 0))
+        places = [c.index for c in ctx_cols]
+        in_layout = width == n + len(ctx_cols) and all(p is not None for p in places)
+        order = sorted(range(len(ctx_cols)), key=lambda k: places[k]) if in_layout else range(len(ctx_cols))
+        for k in order:  # inserted in increasing file position: each lands at its index
+            at = int(places[k]) if in_layout else k
+            header.insert(at, _csv_cell(ctx_cols[k].name))
+    lines = [",".join(header)]
+    for r, row in enumerate(np.asarray(x)):
         cells = []
         for j, v in enumerate(row):
             if j in labels:  # a level with no label (a one-label column is categorical:2) is written as its code
@@ -640,6 +793,9 @@ def samples_csv(x, model, meta: dict) -> str:
                 cells.append(repr(float(v)))
             else:
                 cells.append(str(int(v)))
+        for k in order if ctx_cols else ():
+            at = int(places[k]) if in_layout else k
+            cells.insert(at, _context_cell(context[k][r], ctx_cols[k]))
         lines.append(",".join(cells))
     return "\n".join(lines) + "\n"
 
@@ -709,8 +865,9 @@ def _prefix_error(model, rows, bad, members: int, what: str, tail: str = "") -> 
     )
 
 
-def _marginal(model, x, observed, masks: int | None, batch_size: int):
-    """``log p(x_observed)`` per row (float64), the ensemble of the first ``masks`` members."""
+def _marginal(model, x, observed, masks: int | None, batch_size: int, context=None):
+    """``log p(x_observed)`` per row (float64), the ensemble of the first ``masks`` members
+    (``log p(x_observed | c)`` with the rows' ``context``, for a conditional model)."""
     import numpy as np
     import torch
 
@@ -723,10 +880,11 @@ def _marginal(model, x, observed, masks: int | None, batch_size: int):
         for start in range(0, len(x), batch_size):
             xb = torch.as_tensor(x[start : start + batch_size]).to(ref.device, ref.dtype)
             mb = torch.as_tensor(observed[start : start + batch_size]).to(ref.device)
+            kw = {} if context is None else {"context": context[start : start + batch_size]}
             if k == ensemble_size(model):
-                lp = model.marginal_log_prob(xb, mb)
+                lp = model.marginal_log_prob(xb, mb, **kw)
             else:
-                members = torch.stack([model.marginal_log_prob(xb, mb, mask=i) for i in range(k)])
+                members = torch.stack([model.marginal_log_prob(xb, mb, mask=i, **kw) for i in range(k)])
                 lp = members[0] if k == 1 else members.logsumexp(0) - math.log(k)
             out.append(lp.double().cpu().numpy())
     return np.concatenate(out)
@@ -748,14 +906,24 @@ def cmd_score(args: argparse.Namespace) -> int:
     complete = ~missing.any(1)
     ll = np.full(len(x), np.nan)
     exact = np.ones(len(x), dtype=bool)
+    context = rows.context
+    _check_has_context(model, meta, context, rows.where)
     if complete.any():
-        ll[complete] = log_likelihoods(model, x[complete], masks=args.masks, batch_size=args.batch_size)
+        ll[complete] = log_likelihoods(
+            model,
+            x[complete],
+            masks=args.masks,
+            batch_size=args.batch_size,
+            context=None if context is None else context[complete],
+        )
     bad = _not_prefix(model, observed, k) & ~complete
     if bad.any() and not args.skip_inexact:
         raise _prefix_error(model, rows, bad, k, "score a row with missing cells", ", or pass --skip-inexact")
     todo = ~complete & ~bad
     if todo.any():
-        ll[todo] = _marginal(model, x[todo], observed[todo], args.masks, args.batch_size)
+        ll[todo] = _marginal(
+            model, x[todo], observed[todo], args.masks, args.batch_size, None if context is None else context[todo]
+        )
     exact[bad] = False
     lines = ["row,log_likelihood,observed_columns,exact"]
     for r in range(len(x)):
@@ -794,6 +962,8 @@ def cmd_impute(args: argparse.Namespace) -> int:
 
     out = _output_file(args.out, args.force, args.data)
     model, meta = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    if model.context_features:
+        raise UserError(f"{args.checkpoint}: impute does not support conditional models (context columns) yet")
     rows = _read_rows(args.data, model, meta)
     missing = rows.missing
     if not missing.any():

@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from tokenize import TokenError
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,8 @@ __all__ = [
     "DIGITS_CHECKSUMS",
     "SPLITS",
     "align_to_model",
+    "split_context",
+    "context_load_columns",
     "array_checksum",
     "data_dirs",
     "default_data_dir",
@@ -98,6 +101,12 @@ class Dataset:
     columns that became categorical columns (see :func:`ardens.tables.regroup`).
     ``image_shape`` is ``(rows, cols)`` when each example is an image; ``image_order`` is
     ``"C"`` (row-major) or ``"F"`` (column-major, as in MATLAB files) for reshaping.
+
+    Conditional data (for a model ``p(x | c)``, see :mod:`ardens.context`): ``context_train``,
+    ``context_valid``, ``context_test`` are float64 ``(rows, C)`` context matrices, one row per
+    row of the split (None for data without context); ``context_names`` the context columns'
+    names; ``context_encoding`` how they were encoded from a table
+    (:meth:`ardens.context.ContextEncoding.to_meta`), or None when the context was given as is.
     """
 
     name: str
@@ -112,10 +121,26 @@ class Dataset:
     categories: dict[int, list[str]] | None = None
     fold: int | None = None
     one_hot_groups: tuple[tuple[int, int, bool], ...] | None = None
+    context_train: np.ndarray | None = None
+    context_valid: np.ndarray | None = None
+    context_test: np.ndarray | None = None
+    context_names: tuple[str, ...] | None = None
+    context_encoding: dict | None = None
 
     @property
     def dim(self) -> int:
         return int(self.train.shape[1])
+
+    @property
+    def context_width(self) -> int:
+        """``C``: the width of the context (0 for data without context)."""
+        return 0 if self.context_train is None else int(self.context_train.shape[1])
+
+    def context(self, name: str) -> np.ndarray | None:
+        """The context rows of split ``name`` (None for data without context)."""
+        if name not in SPLITS:
+            raise DataError(f"split: expected one of {', '.join(SPLITS)}; got {name!r}")
+        return getattr(self, f"context_{name}")
 
     @property
     def column_specs(self) -> list[str]:
@@ -882,6 +907,136 @@ def align_to_model(data: Dataset, meta: dict, where: str | None = None) -> Datas
     return replace(data, train=splits["train"], valid=splits["valid"], test=splits["test"], categories=cats)
 
 
+# -- context columns of a conditional model ---------------------------------------------------------
+def _resolve_context_keys(data: Dataset, keys: Sequence[Any], where: str) -> list[int]:
+    """The column indices of ``keys`` (header names, or 0-based indices as ints or digit text)."""
+    names = list(data.column_names) if data.column_names else None
+    out: list[int] = []
+    for key in keys:
+        text = str(key).strip()
+        if names is not None and text in names:
+            j = names.index(text)
+        elif isinstance(key, (int, np.integer)) or text.isdigit():
+            j = int(text)
+            if not 0 <= j < data.dim:
+                raise DataError(
+                    f"{where}: context column {text}: no such column (the file has {data.dim}, 0..{data.dim - 1})"
+                )
+        else:
+            shown = (
+                f" (columns: {', '.join(names[:20])}{', ...' if len(names) > 20 else ''})"
+                if names
+                else " (the file has no header: use 0-based indices)"
+            )
+            raise DataError(f"{where}: context column {text!r}: no such column{shown}")
+        if j in out:
+            raise DataError(f"{where}: context column {text!r} is given twice")
+        out.append(j)
+    return out
+
+
+def _raw_context(data: Dataset, split: str, j: int) -> list:
+    """Column ``j`` of a split as raw context values: text labels as strings, else numbers."""
+    col = np.asarray(data.split(split))[:, j].astype(np.float64)
+    labels = (data.categories or {}).get(j)
+    if labels is not None:
+        return [labels[int(v)] if v == v else float("nan") for v in col]
+    return col.tolist()
+
+
+def split_context(
+    data: Dataset, keys: Sequence[Any] | None = None, encoding: dict | None = None, where: str | None = None
+) -> Dataset:
+    """``data`` with some columns taken out of ``x`` as the context of a conditional model.
+
+    ``keys``: the context columns (header names or 0-based indices); with ``encoding`` (a
+    checkpoint's ``context`` entry, :meth:`ardens.context.ContextEncoding.to_meta`) they are that
+    encoding's columns, found by name (or by their stored index in a file without a header), and
+    encoded exactly as in training (an unseen label is an error naming the split, row and column).
+    Without it the encoding is fitted on the training split (:func:`ardens.context.fit_context`;
+    the kinds follow the columns' types: text labels and ``categorical:K`` one-hot, ``binary``
+    0/1, ``real`` standardized). The remaining columns keep their types, names and labels; when
+    they are all binary the data becomes ``uint8`` with ``columns=None``.
+    """
+    from .context import ContextEncoding, ContextError, fit_context
+
+    where = where or data.source or data.name
+    if data.one_hot_groups:
+        raise DataError(f"{where}: context columns cannot be combined with one-hot groups")
+    stored = ContextEncoding.from_meta(encoding) if encoding is not None else None
+    if stored is not None:
+        names = list(data.column_names) if data.column_names else None
+        keys = [c.name if names is not None or c.index is None else c.index for c in stored.columns]
+    if not keys:
+        raise DataError(f"{where}: no context columns given")
+    idx = _resolve_context_keys(data, keys, where)
+    rest = [j for j in range(data.dim) if j not in idx]
+    if not rest:
+        raise DataError(f"{where}: every column is a context column; nothing is left to model")
+    specs = data.column_specs
+    names = [data.column_names[j] if data.column_names else str(j) for j in idx]
+    try:
+        if stored is None:
+            kinds = [specs[j].partition(":")[0] for j in idx]
+            cats: list[list | None] = []
+            for j, kind in zip(idx, kinds):
+                labels = (data.categories or {}).get(j)
+                if kind == "categorical":
+                    cats.append(list(labels) if labels is not None else list(range(int(specs[j].partition(":")[2]))))
+                else:
+                    cats.append(None)
+            columns = [_raw_context(data, "train", j) for j in idx]
+            stored = fit_context(columns, names, kinds, cats, indices=idx, where=f"{where}[train]")
+        contexts = {}
+        for s in SPLITS:
+
+            def cell(r: int, k: int, name: str, s: str = s) -> str:
+                return f"row {r} of the {s} split, column {idx[k]} ({name})"
+
+            raw = [_raw_context(data, s, j) for j in idx]
+            contexts[s] = stored.encode(raw, where=where, cell=cell)
+    except ContextError as err:
+        raise DataError(str(err)) from None
+    meta = stored.to_meta()
+    meta["file_width"] = data.dim
+    x_specs = [specs[j] for j in rest]
+    binary = all(spec == "binary" for spec in x_specs)
+    parts = {
+        s: np.ascontiguousarray(np.asarray(data.split(s))[:, rest], dtype=np.uint8 if binary else np.float64)
+        for s in SPLITS
+    }
+    cats_x = {k: list(data.categories[j]) for k, j in enumerate(rest) if data.categories and j in data.categories}
+    return replace(
+        data,
+        train=parts["train"],
+        valid=parts["valid"],
+        test=parts["test"],
+        columns=None if binary else tuple(x_specs),
+        column_names=tuple(data.column_names[j] for j in rest) if data.column_names else None,
+        categories=cats_x or None,
+        image_shape=None,
+        context_train=contexts["train"],
+        context_valid=contexts["valid"],
+        context_test=contexts["test"],
+        context_names=tuple(names),
+        context_encoding=meta,
+    )
+
+
+def context_load_columns(meta: dict, x_columns: Sequence[str | None] | None) -> list[str | None] | None:
+    """The column types to load a conditional model's file with: ``x_columns`` (the model's,
+    or None for all-binary) at the model's columns, None (inferred) at the context columns, in
+    the file's layout of the checkpoint's ``context`` entry."""
+    ctx = meta["context"]
+    width = int(ctx["file_width"])
+    places = [int(c["index"]) for c in ctx["columns"]]
+    rest = [j for j in range(width) if j not in places]
+    out: list[str | None] = [None] * width
+    for k, j in enumerate(rest):
+        out[j] = x_columns[k] if x_columns is not None else "binary"
+    return out
+
+
 # -- all rows of a file, for a trained model, missing values allowed ------------------------------
 @dataclass(frozen=True)
 class Rows:
@@ -908,6 +1063,8 @@ class Rows:
     labels: dict[int, list[str]]
     groups: tuple[tuple[int, int, bool], ...]
     where: str
+    context: np.ndarray | None = None
+    context_values: list[list] | None = None
 
     @property
     def missing(self) -> np.ndarray:
@@ -1037,6 +1194,9 @@ def read_rows(
     width = int(meta.get("one_hot_groups_width") or n) if groups else n
     table = _read_any_table(path, where)
     table.wheres = [where if w == str(path) else w for w in table.wheres]
+    context = context_values = None
+    if (meta.get("context") or {}).get("columns"):  # a conditional model's context columns, encoded as stored
+        context, context_values, table = take_context(table, meta["context"], where, keep_rest=True)
     d = table.values.shape[1]
     if d != width:
         what = f"{width} binary columns (regrouped into {n})" if groups else f"{n}"
@@ -1111,7 +1271,93 @@ def read_rows(
         labels={j: stored[j] for j in stored if not groups},
         groups=groups,
         where=where,
+        context=context,
+        context_values=context_values,
     )
+
+
+def take_context(table, encoding: dict, where: str, keep_rest: bool = False):
+    """``(context, raw values, rest)``: the context columns of a :class:`ardens.tables.Table`
+    encoded with a checkpoint's ``context`` entry, each column's raw values, and (``keep_rest``)
+    the table of the other columns (else None).
+
+    The columns are found by name in a header that has them all, else by their place in the
+    training file (a table of the training file's width), else in order (a table of exactly the
+    context columns). Missing cells, unseen labels and values that do not fit are one-line
+    :class:`DataError` naming the file, row and column."""
+    from .context import ContextEncoding, ContextError
+    from .tables import Table
+
+    enc = ContextEncoding.from_meta(encoding)
+    d = table.values.shape[1]
+    names = list(table.names) if table.names is not None else None
+    wanted = enc.names
+    if names is None and len(table.values) > 1 and table.labels and len(table.labels) == d:
+        # a file of text labels only has no detectable header: a first row of the context names is one
+        first = [
+            table.labels[j][int(table.values[0, j])] if table.values[0, j] == table.values[0, j] else None
+            for j in range(d)
+        ]
+        if set(wanted) <= set(first) and len(set(first)) == d:
+            names = [str(f) for f in first]
+            keep = np.arange(1, len(table.values))
+            table = Table(
+                table.values[keep],
+                names,
+                table.labels,
+                None if table.rows is None else table.rows[keep],
+                table.wheres,
+                table.starts,
+                None if table.cells is None else table.cells[1:],
+            )
+    width = int(encoding.get("file_width", d))
+    if names is not None:
+        absent = [n for n in wanted if n not in names]
+        if absent:
+            raise DataError(
+                f"{where}: no context column {absent[0]!r} in its header (columns: {', '.join(names[:20])});"
+                f" the model is conditioned on {', '.join(wanted)}"
+            )
+        idx = [names.index(n) for n in wanted]
+    elif d == width and all(c.index is not None for c in enc.columns):
+        idx = [int(c.index) for c in enc.columns]
+    elif d == len(wanted) and not keep_rest:
+        idx = list(range(d))
+    else:
+        raise DataError(
+            f"{where}: {d} columns and no header; expected the training file's {width} columns"
+            f" (context {', '.join(wanted)} at {', '.join(str(c.index) for c in enc.columns)})"
+        )
+    raw = []
+    for j in idx:
+        col = table.values[:, j]
+        labels = table.labels.get(j)
+        if labels is not None:
+            raw.append([labels[int(v)] if v == v else float("nan") for v in col])
+        else:
+            raw.append(col.tolist())
+
+    def cell(r: int, k: int, name: str) -> str:
+        return table.cell(r, idx[k])
+
+    try:
+        context = enc.encode(raw, where=where, cell=cell)
+    except ContextError as err:
+        raise DataError(str(err)) from None
+    rest = None
+    if keep_rest:
+        keep = [j for j in range(d) if j not in idx]
+        relabel = {k: table.labels[j] for k, j in enumerate(keep) if j in table.labels}
+        rest = Table(
+            np.ascontiguousarray(table.values[:, keep]),
+            [names[j] for j in keep] if names is not None else None,
+            relabel,
+            table.rows,
+            table.wheres,
+            table.starts,
+            [[row[j] for j in keep] for row in table.cells] if table.cells is not None else None,
+        )
+    return context, raw, rest
 
 
 def load_rows(

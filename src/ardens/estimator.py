@@ -19,6 +19,13 @@ DataFrame. Column types (:mod:`ardens.heads`) come from ``columns=``, or are inf
   the codes; others ``real``);
 - floating-point columns: ``real:{components}``, whatever their values (pass ``columns=``
   to model a float 0/1 column as ``binary``).
+
+**Conditional models** (``context_columns=``): those columns of ``X`` are the context ``c`` of
+a conditional density ``p(other columns | c)``; they are encoded by :mod:`ardens.context`
+(text labels, ``category`` columns and small integer codes one-hot; ``bool`` and 0/1 integer
+columns 0/1; floating-point columns standardized with the training rows' mean and standard
+deviation). ``score_samples(X)`` is then ``log p(x | c)`` and ``sample(n, context=...)`` draws
+given context rows.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .context import fit_context
 from .data import Dataset
 from .evaluate import log_likelihoods
 from .heads import parse_column
@@ -245,6 +253,9 @@ class DensityEstimator:
         random_state: an int, None (0: fitting is deterministic) or a ``numpy.random.RandomState``
             (an int is drawn from it); seeds the split, the weights and the minibatches.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        context_columns: None, or a list of column names (DataFrames) or integer indices of
+            ``X``: the context ``c`` of a conditional model ``p(other columns | c)`` (see
+            :mod:`ardens.estimator`); every method then reads them from ``X``.
 
     Attributes (after ``fit``): ``n_features_in_``; ``feature_names_in_`` (DataFrames with
     string column names); ``columns_`` (one spec per column); ``categories_`` (column index
@@ -252,7 +263,10 @@ class DensityEstimator:
     ``model_`` (the trained torch module, in eval mode); ``n_iter_`` (epochs run);
     ``best_epoch_``; ``best_validation_nll_`` (the mean NLL, nats, of the held-out rows
     with the kept weights; for an ensemble of more than 8 members, that of its first 8);
-    ``validation_indices_`` (the held-out rows of X).
+    ``validation_indices_`` (the held-out rows of X). Conditional models: ``columns_`` and
+    ``categories_`` describe the modelled columns (``categories_`` keyed by their index in X);
+    ``context_columns_`` (indices in X) and ``context_encoding_``
+    (:class:`ardens.context.ContextEncoding`) the context.
 
     ``score_samples(X)`` is ``log p(x)`` per row in nats, in the data's own units (a density
     for real columns, a probability for discrete ones); ``score(X)`` is its mean, the mean
@@ -294,6 +308,7 @@ class DensityEstimator:
         min_scale=1e-3,
         random_state=None,
         device="cpu",
+        context_columns=None,
     ):
         self.model = model
         self.hidden = hidden
@@ -309,6 +324,7 @@ class DensityEstimator:
         self.min_scale = min_scale
         self.random_state = random_state
         self.device = device
+        self.context_columns = context_columns
 
     # -- scikit-learn conventions ----------------------------------------------------------
     _PARAMS = (
@@ -326,6 +342,7 @@ class DensityEstimator:
         "min_scale",
         "random_state",
         "device",
+        "context_columns",
     )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -379,9 +396,13 @@ class DensityEstimator:
         cols, kinds, dtypes, frame_columns, n = _read(X)
         names = list(frame_columns) if frame_columns is not None else [None] * len(cols)
         specs = self._requested_specs(len(cols), names)
+        ctx_idx = self._context_index(len(cols), names)
+        x_idx = [j for j in range(len(cols)) if j not in ctx_idx]
+        if not x_idx:
+            raise ValueError("context_columns: every column of X is a context column; nothing is left to model")
         infos, encoded = [], []
-        for j, (values, k, dt, name, spec) in enumerate(zip(cols, kinds, dtypes, names, specs)):
-            info, codes = self._infer(values, k, dt, j, name, spec)
+        for j in x_idx:
+            info, codes = self._infer(cols[j], kinds[j], dtypes[j], j, names[j], specs[j])
             infos.append(info)
             encoded.append(codes)
         data = np.stack(encoded, axis=1)
@@ -399,6 +420,7 @@ class DensityEstimator:
         n_valid = min(max(1, math.ceil(self.validation_fraction * n)), n - 2)
         valid_idx, train_idx = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
         train, valid = data[train_idx], data[valid_idx]
+        enc, context = self._fit_context(cols, kinds, dtypes, names, ctx_idx, train_idx)
         for j, info in enumerate(infos):
             if info.spec.startswith("real") and not train[:, j].std() > 0:
                 raise ValueError(
@@ -417,6 +439,17 @@ class DensityEstimator:
             columns=tuple(spec_list),
             column_names=tuple(names) if str_names else None,
             categories={j: list(map(str, c.labels)) for j, c in enumerate(infos) if c.labels is not None} or None,
+            **(
+                {}
+                if enc is None
+                else {
+                    "context_train": np.ascontiguousarray(context[train_idx]),
+                    "context_valid": np.ascontiguousarray(context[valid_idx]),
+                    "context_test": np.zeros((0, enc.width)),
+                    "context_names": tuple(enc.names),
+                    "context_encoding": enc.to_meta(),
+                }
+            ),
         )
         config = TrainConfig(
             epochs=_positive_int("epochs", self.epochs),
@@ -432,6 +465,7 @@ class DensityEstimator:
             num_masks=_positive_int("num_masks", self.num_masks),
             seed=seed,
             min_scale=float(self.min_scale),
+            context_features=0 if enc is None else enc.width,
         )
         # build_model draws the weights from torch's global CPU generator: seed it, and restore it after
         with torch.random.fork_rng(devices=[]):
@@ -441,20 +475,83 @@ class DensityEstimator:
         net.eval()
         if hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        self.n_features_in_ = len(infos)
+        self.n_features_in_ = len(cols)
         if str_names:
             self.feature_names_in_ = np.asarray(names, dtype=object)
         self.columns_ = spec_list
-        self.categories_ = {j: list(c.labels) for j, c in enumerate(infos) if c.labels is not None}
+        self.categories_ = {x_idx[k]: list(c.labels) for k, c in enumerate(infos) if c.labels is not None}
+        for attr in ("context_columns_", "context_encoding_"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        if enc is not None:
+            self.context_columns_ = list(ctx_idx)
+            self.context_encoding_ = enc
         self.model_ = net
         self.n_iter_ = int(result.epochs_run)
         self.best_epoch_ = int(result.best_epoch)
         self.best_validation_nll_ = float(result.best_valid_nll)
         self.validation_indices_ = valid_idx
         self._infos = infos
+        self._x_index = x_idx
+        self._context_index_ = list(ctx_idx)
+        self._context_dtypes = [dtypes[j] for j in ctx_idx]
         self._frame_columns = frame_columns
-        self._object_output = frame_columns is None and any(c.labels is not None for c in infos)
+        labelled = any(c.labelled for c in enc.columns) if enc is not None else False
+        self._object_output = frame_columns is None and (any(c.labels is not None for c in infos) or labelled)
         return self
+
+    def _context_index(self, d: int, names: list[Any]) -> list[int]:
+        """The indices in X of ``context_columns`` (names, or integer indices)."""
+        keys = self.context_columns
+        if keys is None:
+            return []
+        if isinstance(keys, (str, numbers.Integral)):
+            keys = [keys]
+        out: list[int] = []
+        for key in keys:
+            matches = [j for j, name in enumerate(names) if name is not None and name == key]
+            if not matches and isinstance(key, numbers.Integral) and not isinstance(key, bool) and 0 <= key < d:
+                matches = [int(key)]
+            if len(matches) != 1:
+                shown = ", ".join(repr(n) for n in names[:20] if n is not None)
+                listed = f" (columns: {shown})" if shown else f" (X has {d} columns)"
+                what = "names several columns" if matches else "is not a column name or index"
+                raise ValueError(f"context_columns: {key!r} {what} of X{listed}")
+            if matches[0] in out:
+                raise ValueError(f"context_columns: {key!r} is given twice")
+            out.append(matches[0])
+        return out
+
+    def _fit_context(self, cols, kinds, dtypes, names, ctx_idx, train_idx):
+        """The context encoding (fitted: categories on every row, loc/scale on the training
+        rows) and the encoded context of every row; ``(None, None)`` without context columns."""
+        if not ctx_idx:
+            return None, None
+        raw, ctx_kinds, cats, ctx_names = [], [], [], []
+        for j in ctx_idx:
+            values = _raw_context(cols[j], kinds[j], j, names[j], "X")
+            raw.append(values)
+            ctx_names.append(str(names[j]) if names[j] is not None else str(j))
+            if kinds[j] == "category":
+                ctx_kinds.append("categorical")
+                cats.append(list(dtypes[j].categories))
+            elif kinds[j] == "bool":
+                ctx_kinds.append("binary")
+                cats.append(None)
+            elif kinds[j] == "float":
+                ctx_kinds.append("real")
+                cats.append(None)
+            elif any(isinstance(v, str) for v in values):
+                ctx_kinds.append("categorical")
+                cats.append(sorted(set(values)))
+            else:  # integer codes: binary, categorical (codes 0..max over every row) or real, as data columns
+                nums = np.asarray(values, dtype=np.float64)
+                kind = infer_column(nums).partition(":")[0]
+                ctx_kinds.append(kind)
+                cats.append(list(range(int(nums.max()) + 1)) if kind == "categorical" else None)
+        fit_rows = [[v[i] for i in train_idx] for v in raw]
+        enc = fit_context(fit_rows, ctx_names, ctx_kinds, cats, indices=list(ctx_idx), where="X")
+        return enc, enc.encode(raw, where="X", cell=lambda r, k, name: _where(r, ctx_idx[k], name))
 
     def _checked_params(self) -> tuple[str, list[int], int, torch.device]:
         if self.model not in _KINDS:
@@ -581,21 +678,31 @@ class DensityEstimator:
         return _Column(spec, name, None, out, dtype), x
 
     # -- scoring ------------------------------------------------------------------------------
-    def _encode(self, X: Any) -> np.ndarray:
-        """``X`` as the model's float64 codes, checked against what fit saw."""
+    def _encode(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """``X`` as the model's float64 codes, checked against what fit saw, and the encoded
+        context of its rows (None without context columns)."""
         self._check_fitted()
         cols, kinds, _, frame_columns, n = _read(X)
         self._check_names(frame_columns, len(cols))
-        out = np.empty((n, len(cols)))
-        for j, (values, kind, info) in enumerate(zip(cols, kinds, self._infos)):
+        context = None
+        if self._context_index_:
+            idx = self._context_index_
+            raw = [
+                _raw_context(cols[j], kinds[j], j, frame_columns[j] if frame_columns is not None else None, "X")
+                for j in idx
+            ]
+            context = self.context_encoding_.encode(raw, where="X", cell=lambda r, k, name: _where(r, idx[k], name))
+        out = np.empty((n, len(self._infos)))
+        for k, (info, j) in enumerate(zip(self._infos, self._x_index)):
+            values, kind = cols[j], kinds[j]
             name = info.name if frame_columns is None else frame_columns[j]
             if info.labels is not None:
-                out[:, j] = _encode_labels(values, info, j, "X", name)
+                out[:, k] = _encode_labels(values, info, j, "X", name)
             else:
                 x = _numbers(values, kind, j, name, "X")
                 _check_codes(x, info.spec, j, name, "X")
-                out[:, j] = x
-        return out
+                out[:, k] = x
+        return out, context
 
     def _check_names(self, frame_columns: Any, d: int) -> None:
         fitted = getattr(self, "feature_names_in_", None)
@@ -637,9 +744,10 @@ class DensityEstimator:
 
         ``X`` is encoded as in ``fit``: the same columns (names, for a DataFrame fitted with
         names), labels mapped with ``categories_`` (an unseen label is an error naming its row
-        and column)."""
-        data = self._encode(X)
-        return np.asarray(log_likelihoods(self.model_, data), dtype=np.float64)
+        and column). For a conditional model (``context_columns``): ``log p(x | c)``, the
+        context ``c`` read from the same row of ``X``."""
+        data, context = self._encode(X)
+        return np.asarray(log_likelihoods(self.model_, data, context=context), dtype=np.float64)
 
     def score(self, X: Any, y: Any = None) -> float:
         """The mean log-likelihood per row of ``X`` (nats; ``y`` is ignored): the mean of
@@ -647,21 +755,46 @@ class DensityEstimator:
         return float(np.mean(self.score_samples(X)))
 
     # -- sampling -----------------------------------------------------------------------------
-    def sample(self, n_samples: int = 1, random_state: Any = None) -> Any:
+    def sample(self, n_samples: int = 1, random_state: Any = None, context: Any = None) -> Any:
         """``n_samples`` rows drawn from the model, of the kind ``fit`` saw: a DataFrame (same
         column names; labels, with a ``category`` dtype where the input had one; discrete
         columns as integers, ``bool`` columns as bool; real columns as floats) or an array
         (float64, integer values in discrete columns; ``object`` with labels where ``X`` had
         text labels). ``random_state``: an int, a ``numpy.random.RandomState``, or None (a
-        seed drawn from NumPy's global generator, so that calls differ)."""
+        seed drawn from NumPy's global generator, so that calls differ).
+
+        Conditional models (``context_columns``): ``context`` is required, a DataFrame (with the
+        context columns, by name) or an array (the context columns in order, or all columns of
+        X) of context rows, or one row (a list or 1-D array): one sample per row (``n_samples``
+        must then be the number of rows), or ``n_samples`` samples of a single row. The
+        returned rows include the context columns, in X's layout."""
         self._check_fitted()
         if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 0:
             raise ValueError(f"n_samples: expected a non-negative integer; got {n_samples!r}")
         n_samples = int(n_samples)
+        context, raw = self._sample_context(context, n_samples)
         seed = _seed(random_state, none=None)
         ref = next(self.model_.parameters())
         generator = torch.Generator(device=ref.device).manual_seed(seed)
         label_cols = [(j, len(c.labels)) for j, c in enumerate(self._infos) if c.labels is not None]
+        if context is not None:
+            x = np.zeros((n_samples, len(self._infos)))
+            pending = np.arange(n_samples)
+            for _ in range(_MAX_SAMPLE_ROUNDS):
+                if not len(pending):
+                    break
+                got = self.model_.sample(len(pending), generator=generator, context=context[pending])
+                got = got.cpu().double().numpy()
+                ok = np.ones(len(got), dtype=bool)
+                for j, n_labels in label_cols:  # unlabelled codes: redrawn, as below
+                    ok &= got[:, j] < n_labels
+                x[pending[ok]] = got[ok]
+                pending = pending[~ok]
+            if len(pending):
+                raise RuntimeError(
+                    f"sample: could not draw {n_samples} rows with known labels in {_MAX_SAMPLE_ROUNDS} tries"
+                )
+            return self._decode(x, raw)
         parts, have = [], 0
         for _ in range(_MAX_SAMPLE_ROUNDS):
             if have >= n_samples:
@@ -679,34 +812,90 @@ class DensityEstimator:
             raise RuntimeError(
                 f"sample: could not draw {n_samples} rows with known labels in {_MAX_SAMPLE_ROUNDS} tries"
             )
-        x = np.concatenate(parts) if parts else np.zeros((0, self.n_features_in_))
+        x = np.concatenate(parts) if parts else np.zeros((0, len(self._infos)))
         x = x[:n_samples]
         return self._decode(x)
 
-    def _decode(self, x: np.ndarray) -> Any:
+    def _sample_context(self, context: Any, n_samples: int) -> tuple[np.ndarray | None, list[list] | None]:
+        """The encoded context of ``n_samples`` samples and its raw values per context column."""
+        idx = self._context_index_
+        if not idx:
+            if context is not None:
+                raise ValueError("context: this estimator was fitted without context_columns; it takes no context")
+            return None, None
+        enc = self.context_encoding_
+        if context is None:
+            raise ValueError(
+                f"context: this estimator models p(x | c) given {enc.names}; pass context= (context rows, or one row)"
+            )
+        if not _is_frame(context):
+            arr = np.asarray(context, dtype=object) if not isinstance(context, np.ndarray) else context
+            if arr.ndim == 1:
+                context = arr.reshape(1, -1)
+        cols, kinds, _, frame_columns, k = _read(context, "context")
+        if frame_columns is not None:
+            fitted = list(self._frame_columns) if self._frame_columns is not None else None
+            wanted = [fitted[j] for j in idx] if fitted is not None else list(range(len(idx)))
+            have = list(frame_columns)
+            absent = [w for w in wanted if w not in have]
+            if absent:
+                raise ValueError(f"context: no context column {absent[0]!r}; the columns are {have}")
+            take = [have.index(w) for w in wanted]
+        elif len(cols) == len(idx):
+            take = list(range(len(idx)))
+        elif len(cols) == self.n_features_in_:
+            take = list(idx)
+        else:
+            raise ValueError(
+                f"context: {len(cols)} columns; expected the {len(idx)} context columns {enc.names}"
+                f" (or all {self.n_features_in_} columns of X)"
+            )
+        if k != 1 and k != n_samples:
+            raise ValueError(
+                f"n_samples: {n_samples} for {k} context rows;"
+                f" pass n_samples={k} (one sample per row) or one context row"
+            )
+        names = [frame_columns[t] if frame_columns is not None else None for t in take]
+        raw = [_raw_context(cols[t], kinds[t], t, name, "context") for t, name in zip(take, names)]
+        encoded = enc.encode(raw, where="context", cell=lambda r, c, name: _where(r, take[c], name))
+        if k == 1:
+            encoded = np.repeat(encoded, n_samples, axis=0)
+            raw = [v * n_samples for v in raw]
+        return encoded, raw
+
+    def _decode(self, x: np.ndarray, context: list[list] | None = None) -> Any:
         discrete = np.array([not c.spec.startswith("real") for c in self._infos])
         x = x.copy()
         x[:, discrete] = np.rint(x[:, discrete])
         if self._frame_columns is not None:
-            return self._decode_frame(x)
+            return self._decode_frame(x, context)
+        width = self.n_features_in_ if context is not None else x.shape[1]
+        xi = self._x_index if context is not None else list(range(x.shape[1]))
         if not self._object_output:
-            return x
-        out = np.empty(x.shape, dtype=object)
-        for j, info in enumerate(self._infos):
+            out = np.empty((len(x), width))
+            out[:, xi] = x
+            for j, values in zip(self._context_index_, context or []):
+                out[:, j] = np.asarray(values, dtype=np.float64)
+            return out
+        out = np.empty((len(x), width), dtype=object)
+        for k, info in enumerate(self._infos):
             if info.labels is not None:
-                out[:, j] = [info.labels[int(k)] for k in x[:, j]]
+                out[:, xi[k]] = [info.labels[int(c)] for c in x[:, k]]
             elif info.out == "float":
-                out[:, j] = x[:, j].tolist()
+                out[:, xi[k]] = x[:, k].tolist()
             else:
-                out[:, j] = x[:, j].astype(np.int64).tolist()
+                out[:, xi[k]] = x[:, k].astype(np.int64).tolist()
+        for j, values in zip(self._context_index_, context or []):
+            out[:, j] = list(values)
         return out
 
-    def _decode_frame(self, x: np.ndarray) -> Any:
+    def _decode_frame(self, x: np.ndarray, context: list[list] | None = None) -> Any:
         import pandas as pd
 
         data = {}
-        for j, info in enumerate(self._infos):
-            v = x[:, j]
+        for k, info in enumerate(self._infos):
+            j = self._x_index[k]
+            v = x[:, k]
             if info.labels is not None:
                 codes = v.astype(np.int64)
                 if isinstance(info.dtype, pd.CategoricalDtype):
@@ -721,8 +910,17 @@ class DensityEstimator:
             else:
                 col = _astype(pd.Series(v.astype(np.int64)), info.dtype, integer=True)
             data[j] = col
-        frame = pd.DataFrame(data)
-        frame.columns = self._frame_columns
+        if context is not None:
+            for j, dt, values in zip(self._context_index_, self._context_dtypes, context):
+                if isinstance(dt, pd.CategoricalDtype):
+                    data[j] = pd.Series(pd.Categorical(values, dtype=dt))
+                else:
+                    data[j] = _astype(pd.Series(list(values)), dt)
+            order = list(range(self.n_features_in_))
+        else:
+            order = list(self._x_index)
+        frame = pd.DataFrame({j: data[j] for j in order})
+        frame.columns = [self._frame_columns[j] for j in order]
         return frame
 
 
@@ -761,6 +959,18 @@ def _encode_labels(values: np.ndarray, info: _Column, j: int, what: str, name: A
                 f"{what}: unseen label {v!r} at {_where(r, j, name)}; the labels seen in fit are {shown}"
             ) from None
     return out
+
+
+def _raw_context(values: np.ndarray, kind: str, j: int, name: Any, what: str) -> list:
+    """A context column's raw values: text labels (and ``category`` values) as they are, numbers
+    as floats; text among numbers, a missing value, an infinity: errors naming the cell."""
+    if kind in ("category", "object"):
+        text, num = _split_cells(values, j, name, what)
+        if text.any() and num.any():
+            r = int(np.argmax(text)) if text.sum() <= num.sum() else int(np.argmax(num))
+            raise ValueError(f"{what}: a context column mixing text and numbers at {_where(r, j, name)}")
+        return [v if isinstance(v, str) else float(v) for v in values]
+    return _numbers(values, kind, j, name, what).tolist()
 
 
 def _positive_int(name: str, value: Any) -> int:

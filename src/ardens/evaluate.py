@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ._heap import reuse_freed_blocks
-from .base import AutoregressiveModel, ensemble_size
+from .base import AutoregressiveModel, context_kw, ensemble_size
 from .serialization import load, read_metadata
 
 __all__ = [
@@ -74,11 +74,24 @@ def _members(model: AutoregressiveModel, masks: int | None) -> int:
     return masks
 
 
+def _context_rows(model: AutoregressiveModel, context: Any, n: int) -> torch.Tensor | None:
+    """``context`` checked for ``n`` rows of x: ``(n, C)`` on the model's device (a single row
+    broadcast), or None for a model without context (a one-line ``ValueError`` otherwise)."""
+    return model.check_context(context, (n,))
+
+
 @torch.no_grad()
 def member_log_likelihoods(
-    model: AutoregressiveModel, x: np.ndarray | torch.Tensor, masks: int | None = None, batch_size: int = 1000
+    model: AutoregressiveModel,
+    x: np.ndarray | torch.Tensor,
+    masks: int | None = None,
+    batch_size: int = 1000,
+    context: Any = None,
 ) -> torch.Tensor:
     """``log p_i(x)`` of members ``i = 0..K-1`` for each row: a ``(K, N)`` CPU tensor in the model's dtype.
+
+    ``context``: for a conditional model, ``log p_i(x | c)`` with one context row per row of
+    ``x`` (or one row for all of them).
 
     ``masks=K`` takes the first K members of an ensemble (MADE's masks, DeepNADE's orderings);
     ``None`` takes all of them. A single model has one member, ``K = 1``. Batches run on the
@@ -94,16 +107,18 @@ def member_log_likelihoods(
         raise ValueError(f"data has {x.shape[-1]} dimensions; the model expects {model.n_inputs}")
     k = _members(model, masks)
     ensemble = ensemble_size(model) > 1
+    cond = _context_rows(model, context, len(x))
     out = []
     model.eval()
     with reuse_freed_blocks(ref.device.type == "cpu"):
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size]
             xb = (xb if isinstance(xb, torch.Tensor) else torch.as_tensor(np.asarray(xb))).to(ref.device, ref.dtype)
+            kw = {} if cond is None else context_kw(cond[start : start + batch_size])
             if ensemble:
-                lp = torch.stack([model.log_prob(xb, mask=i) for i in range(k)])
+                lp = torch.stack([model.log_prob(xb, mask=i, **kw) for i in range(k)])
             else:
-                lp = model.log_prob(xb).unsqueeze(0)
+                lp = model.log_prob(xb, **kw).unsqueeze(0)
             out.append(lp.cpu())
     return torch.cat(out, dim=1)
 
@@ -116,14 +131,19 @@ def _mixture(members: torch.Tensor) -> np.ndarray:
 
 
 def log_likelihoods(
-    model: AutoregressiveModel, x: np.ndarray | torch.Tensor, masks: int | None = None, batch_size: int = 1000
+    model: AutoregressiveModel,
+    x: np.ndarray | torch.Tensor,
+    masks: int | None = None,
+    batch_size: int = 1000,
+    context: Any = None,
 ) -> np.ndarray:
-    """``log p(x)`` of each row (float64 NumPy), in batches on the model's device.
+    """``log p(x)`` of each row (float64 NumPy), in batches on the model's device; ``log p(x | c)``
+    for a conditional model, with ``context`` (one row per row of ``x``, or one row for all).
 
     For an ensemble (MADE's masks, DeepNADE's orderings) with ``masks=K``: the mixture of
     members ``0..K-1``, ``logsumexp_i log p_i(x) - log K``; ``masks=None`` means all members.
     """
-    return _mixture(member_log_likelihoods(model, x, masks, batch_size))
+    return _mixture(member_log_likelihoods(model, x, masks, batch_size, context=context))
 
 
 def _summary(ll: np.ndarray) -> tuple[float, float]:
@@ -132,13 +152,16 @@ def _summary(ll: np.ndarray) -> tuple[float, float]:
     return float(nll.mean()), se
 
 
-def evaluate(model: AutoregressiveModel, x: np.ndarray, masks: int | None = None, batch_size: int = 1000) -> Evaluation:
-    """NLL statistics of ``model`` on the rows of ``x`` (see :class:`Evaluation`).
+def evaluate(
+    model: AutoregressiveModel, x: np.ndarray, masks: int | None = None, batch_size: int = 1000, context: Any = None
+) -> Evaluation:
+    """NLL statistics of ``model`` on the rows of ``x`` (see :class:`Evaluation`); for a
+    conditional model, of ``-log p(x | c)`` with the rows' ``context``.
 
     One pass over the data: member 0's figure comes from the same member log-likelihoods as
     the ensemble's.
     """
-    members = member_log_likelihoods(model, x, masks, batch_size)
+    members = member_log_likelihoods(model, x, masks, batch_size, context=context)
     ll = _mixture(members)
     nll, se = _summary(ll)
     k = members.shape[0]
@@ -173,10 +196,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     return load(file, map_location=device), meta
 
 
-def draw_samples(model: AutoregressiveModel, num: int, seed: int = 0) -> np.ndarray:
+def draw_samples(model: AutoregressiveModel, num: int, seed: int = 0, context: Any = None) -> np.ndarray:
     """``num`` samples from a generator seeded with ``seed``: ``uint8`` for all-binary
     models, ``int64`` codes where every column is discrete, else ``float64`` (real columns in
-    the data's units).
+    the data's units). ``context``: for a conditional model, one row per sample or one row for all.
 
     >>> import ardens
     >>> draw_samples(ardens.NADE(5, hidden=3), 4).dtype
@@ -184,7 +207,7 @@ def draw_samples(model: AutoregressiveModel, num: int, seed: int = 0) -> np.ndar
     """
     ref = next(model.parameters())
     generator = torch.Generator(device=ref.device).manual_seed(seed)
-    x = model.sample(num, generator=generator).cpu().numpy()
+    x = model.sample(num, generator=generator, **context_kw(context)).cpu().numpy()
     if model.columns.all_binary:
         return x.astype(np.uint8)
     return np.rint(x).astype(np.int64) if model.columns.all_discrete else x.astype(np.float64)

@@ -67,7 +67,7 @@ from tqdm import tqdm
 
 from ._denormals import flush_denormals
 from ._heap import reuse_freed_blocks
-from .base import AutoregressiveModel, ensemble_size
+from .base import AutoregressiveModel, context_kw, ensemble_size
 from .data import Dataset, array_checksum
 from .deepnade import DeepNADE
 from .evaluate import log_likelihoods
@@ -89,6 +89,7 @@ __all__ = [
     "run_lock",
     "check_new_run_dir",
     "check_not_busy",
+    "check_context",
 ]
 
 VALID_MASKS = 8
@@ -173,7 +174,8 @@ class ModelConfig:
 
     ``hidden``: one size for NADE, one per layer for MADE. ``None`` fields take the
     model's own defaults. ``num_masks`` (MADE's masks, DeepNADE's orderings); ``direct``
-    and ``dropout`` are MADE's (see :class:`ardens.MADE`).
+    is MADE's (see :class:`ardens.MADE`); ``dropout`` applies to every model's hidden units
+    while training.
     """
 
     hidden: list[int] = field(default_factory=lambda: [500])
@@ -185,6 +187,7 @@ class ModelConfig:
     dropout: float = 0.0
     first_hidden: str = "bias"
     min_scale: float | None = None
+    context_features: int = 0
 
 
 @dataclass
@@ -292,6 +295,8 @@ def build_model(kind: str, n_inputs: int, config: ModelConfig, columns: list[str
     ``columns``; parameters from torch's global RNG). For DeepNADE, ``num_masks`` is the
     number of orderings in the ensemble."""
     extra: dict[str, Any] = {} if config.activation is None else {"activation": config.activation}
+    if config.context_features:
+        extra["context_features"] = int(config.context_features)
     if columns is not None and any(c != "binary" for c in columns):
         extra["columns"] = list(columns)
         if config.min_scale is not None:
@@ -303,8 +308,10 @@ def build_model(kind: str, n_inputs: int, config: ModelConfig, columns: list[str
     if kind == "nade":
         if len(config.hidden) != 1:
             raise ValueError(f"hidden: NADE has one hidden layer; got sizes {config.hidden}")
-        if config.num_masks != 1 or config.direct or config.dropout:
-            raise ValueError("num_masks/direct/dropout: only for MADE")
+        if config.num_masks != 1 or config.direct:
+            raise ValueError("num_masks/direct: only for MADE")
+        if config.dropout:
+            extra["dropout"] = config.dropout
         return NADE(n_inputs, hidden=config.hidden[0], ordering=config.ordering, seed=config.seed, **extra)
     if kind == "made":
         return MADE(
@@ -318,8 +325,10 @@ def build_model(kind: str, n_inputs: int, config: ModelConfig, columns: list[str
             **extra,
         )
     if kind == "deepnade":
-        if config.direct or config.dropout:
-            raise ValueError("direct/dropout: only for MADE")
+        if config.direct:
+            raise ValueError("direct: only for MADE")
+        if config.dropout:
+            extra["dropout"] = config.dropout
         return DeepNADE(
             n_inputs,
             hidden=config.hidden,
@@ -379,9 +388,12 @@ def param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, 
     return groups + ([{"params": exempt, "weight_decay": 0.0}] if exempt else [])
 
 
-def mean_nll(model: AutoregressiveModel, x: torch.Tensor, masks: int | None = None, batch_size: int = 1000) -> float:
-    """Average NLL (nats) of the rows of ``x``; for an ensemble, that of its first ``masks`` members."""
-    return float(-log_likelihoods(model, x, masks, batch_size).mean())
+def mean_nll(
+    model: AutoregressiveModel, x: torch.Tensor, masks: int | None = None, batch_size: int = 1000, context: Any = None
+) -> float:
+    """Average NLL (nats) of the rows of ``x`` (given their ``context`` rows, for a conditional
+    model); for an ensemble, that of its first ``masks`` members."""
+    return float(-log_likelihoods(model, x, masks, batch_size, context=context).mean())
 
 
 # -- resume state ---------------------------------------------------------------------------
@@ -486,6 +498,7 @@ def fit(
             f"{data.source or data.name}: data has {data.dim} dimensions; the model expects {model.n_inputs}"
         )
     check_columns(model, data)
+    check_context(model, data)
     if config.optimizer == "lbfgs" and (
         ensemble_size(model) > 1 or isinstance(model, DeepNADE) or getattr(model, "dropout", 0.0)
     ):
@@ -571,7 +584,11 @@ def _resume(run_dir, data, epochs, device, patience, lr, valid_every, lr_decay, 
             f"{run_dir}: this run diverged at epoch {diverged['epoch']} ({diverged['what']} at lr {diverged['lr']:g});"
             f" resume it only with a smaller --lr (e.g. --lr {diverged['lr'] / 10:g}), which restarts it {where}"
         )
-    if array_checksum(data.train) != state["data"]["train_checksum"]:
+    stored_context = state["data"].get("context_checksum")
+    if array_checksum(data.train) != state["data"]["train_checksum"] or (
+        stored_context is not None
+        and (data.context_train is None or array_checksum(data.context_train) != stored_context)
+    ):
         raise ValueError(
             f"{data.source or data.name}: not the training data of this run (it used {state['data']['name']})"
         )
@@ -585,6 +602,7 @@ def _resume(run_dir, data, epochs, device, patience, lr, valid_every, lr_decay, 
         state["finished"] = state["bad_epochs"] >= config.patience
     model = model_from_config(state["model_class"], state["model_config"])
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+    check_context(model, data)
     model = model.to(resolve_device(config.device))
     optimizer = make_optimizer(model, config)
     saved_optimizer = state.pop("optimizer")
@@ -617,6 +635,34 @@ def check_columns(model: AutoregressiveModel, data: Dataset) -> None:
             raise ValueError(f"{data.source or data.name}: column {j}{name} is {b} in the data; the model has {a}")
 
 
+def check_context(model: AutoregressiveModel, data: Dataset) -> None:
+    """The model's context width must be the data's (a one-line ``ValueError`` naming both)."""
+    ours, theirs = int(model.context_features), data.context_width
+    if ours == theirs:
+        for s in ("valid", "test"):
+            c = data.context(s)
+            rows = len(data.split(s))
+            if ours and (c is None or c.shape != (rows, ours)):
+                got = "none" if c is None else f"shape {c.shape}"
+                raise ValueError(f"{data.source or data.name}: context_{s}: expected shape ({rows}, {ours}); got {got}")
+        if ours and len(data.context_train) != len(data.train):
+            raise ValueError(
+                f"{data.source or data.name}: context_train has {len(data.context_train)} rows;"
+                f" train has {len(data.train)}"
+            )
+        return
+    where = data.source or data.name
+    if not theirs:
+        raise ValueError(
+            f"{where}: the model takes a context of width {ours} (context_features={ours}); the data has no context"
+        )
+    if not ours:
+        raise ValueError(
+            f"{where}: the data has a context of width {theirs}; the model takes none (context_features=0)"
+        )
+    raise ValueError(f"{where}: the data's context has width {theirs}; the model takes width {ours} (context_features)")
+
+
 def _data_meta(data: Dataset) -> dict[str, Any]:
     return {
         "name": data.name,
@@ -625,13 +671,15 @@ def _data_meta(data: Dataset) -> dict[str, Any]:
         "image_shape": list(data.image_shape) if data.image_shape else None,
         "image_order": data.image_order,
         "train_checksum": array_checksum(data.train),
+        **({"context_checksum": array_checksum(data.context_train)} if data.context_train is not None else {}),
         **table_meta(data),
     }
 
 
 def table_meta(data: Dataset) -> dict[str, Any]:
     """What a checkpoint needs to read a table again: column names, categorical labels, the
-    fold, the one-hot groups of a regrouped binary file (only the fields that are set)."""
+    fold, the one-hot groups of a regrouped binary file, the encoding of the context columns of a
+    conditional model (``context``, see :mod:`ardens.context`) (only the fields that are set)."""
     out: dict[str, Any] = {}
     if data.columns is not None:
         out["columns"] = list(data.columns)
@@ -644,6 +692,12 @@ def table_meta(data: Dataset) -> dict[str, Any]:
     if data.one_hot_groups:
         out["one_hot_groups"] = [list(g) for g in data.one_hot_groups]
         out["one_hot_groups_width"] = data.dim + sum(int(g[1]) - int(g[0]) - 1 for g in data.one_hot_groups)
+    if data.context_train is not None:
+        out["context"] = (
+            dict(data.context_encoding)
+            if data.context_encoding is not None
+            else {"width": data.context_width, "names": list(data.context_names or [])}
+        )
     return out
 
 
@@ -687,6 +741,10 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
     dtype = next(model.parameters()).dtype
     train = torch.as_tensor(data.train, dtype=dtype, device=device)
     valid = torch.as_tensor(data.valid, dtype=dtype, device=device)
+    train_c = valid_c = None
+    if data.context_train is not None:  # the rows' contexts, passed with them to forward / log_prob
+        train_c = torch.as_tensor(data.context_train, dtype=dtype, device=device)
+        valid_c = torch.as_tensor(data.context_valid, dtype=dtype, device=device)
     k = ensemble_size(model)
     valid_masks = min(k, config.valid_masks)
     stopped = state["finished"]
@@ -707,16 +765,18 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
         start = time.perf_counter()
         model.train()
         if config.optimizer == "lbfgs":
-            train_nll = _full_batch_step(model, optimizer, train, config)
+            train_nll = _full_batch_step(model, optimizer, train, config, train_c)
             state["step"] += 1
             if not math.isfinite(train_nll):
                 raise _DivergedError(epoch0 + 1, f"training NLL {train_nll}", state["lr"], run_dir)
         else:
-            train_nll = _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0, run_dir)
+            train_nll = _minibatch_epoch(
+                model, optimizer, generator, train, config, state, progress, epoch0, run_dir, train_c
+            )
         model.eval()
         epoch = epoch0 + 1
         validate = epoch % config.valid_every == 0
-        valid_nll = mean_nll(model, valid, masks=valid_masks) if validate else None
+        valid_nll = mean_nll(model, valid, masks=valid_masks, context=valid_c) if validate else None
         if valid_nll is not None and not math.isfinite(valid_nll):
             raise _DivergedError(epoch, f"validation NLL {valid_nll}", state["lr"], run_dir)
         seconds = time.perf_counter() - start
@@ -771,15 +831,20 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
     )
 
 
-def _minibatch_epoch(model, optimizer, generator, train, config, state, progress, epoch0, run_dir=None) -> float:
-    """One pass over shuffled minibatches; the mean of their losses."""
+def _minibatch_epoch(
+    model, optimizer, generator, train, config, state, progress, epoch0, run_dir=None, context=None
+) -> float:
+    """One pass over shuffled minibatches; the mean of their losses (``context``: the rows'
+    contexts, shuffled with them)."""
     n = len(train)
     perm = torch.randperm(n, generator=generator).to(train.device)
     total = 0.0
     bar = tqdm(range(math.ceil(n / config.batch_size)), desc=f"epoch {epoch0 + 1}", leave=False, disable=not progress)
     for b in bar:
-        xb = train[perm[b * config.batch_size : (b + 1) * config.batch_size]]
-        loss = model(xb, training_step=state["step"], generator=generator).mean()
+        rows = perm[b * config.batch_size : (b + 1) * config.batch_size]
+        xb = train[rows]
+        cb = None if context is None else context[rows]
+        loss = model(xb, training_step=state["step"], generator=generator, **context_kw(cb)).mean()
         value = float(loss.detach())
         if not math.isfinite(value):  # before the step: the weights stay finite
             raise _DivergedError(epoch0 + 1, f"training loss {value} at step {state['step']}", state["lr"], run_dir)
@@ -793,7 +858,7 @@ def _minibatch_epoch(model, optimizer, generator, train, config, state, progress
     return total / n
 
 
-def _full_batch_step(model, optimizer, train, config) -> float:
+def _full_batch_step(model, optimizer, train, config, context=None) -> float:
     """``lbfgs_iters`` L-BFGS iterations on the full-batch objective (mean NLL plus
     ``weight_decay / 2`` times the squared parameter norm); the mean NLL at its last evaluation."""
     params = [p for p, on in zip(model.parameters(), decayed(model, config)) if on]
@@ -802,8 +867,10 @@ def _full_batch_step(model, optimizer, train, config) -> float:
     def closure() -> float:
         optimizer.zero_grad(set_to_none=False)
         nll = 0.0
-        for chunk in train.split(config.batch_size):
-            loss = -model.log_prob(chunk).sum() / len(train)
+        chunks = train.split(config.batch_size)
+        contexts = [None] * len(chunks) if context is None else context.split(config.batch_size)
+        for chunk, c in zip(chunks, contexts):
+            loss = -model.log_prob(chunk, **context_kw(c)).sum() / len(train)
             loss.backward()
             nll += float(loss.detach())
         penalty = 0.0
@@ -830,7 +897,15 @@ def _checkpoint_extra(state: dict[str, Any], row: dict[str, float]) -> dict[str,
         "image_order": state["data"]["image_order"],
         **{
             k: state["data"][k]
-            for k in ("columns", "column_names", "categories", "fold", "one_hot_groups", "one_hot_groups_width")
+            for k in (
+                "columns",
+                "column_names",
+                "categories",
+                "fold",
+                "one_hot_groups",
+                "one_hot_groups_width",
+                "context",
+            )
             if k in state["data"]
         },
     }
