@@ -204,11 +204,16 @@ def summary(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def paired(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, float] | None:
-    """Mean and standard error of the per-row difference a - b (standardized), on the folds both have."""
-    if not np.array_equal(a["fold"], b["fold"]):
+def paired(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, float, int] | None:
+    """Mean and standard error of the per-row difference a - b (standardized) on the folds both
+    have (each fold's test rows are in the same order in every row's arrays), and that count."""
+    common = np.intersect1d(a["fold"], b["fold"])
+    if not len(common):
         return None
-    return summary(a["standardized"] - b["standardized"])
+    ia, ib = np.isin(a["fold"], common), np.isin(b["fold"], common)
+    if ia.sum() != ib.sum() or not np.array_equal(a["fold"][ia], b["fold"][ib]):
+        return None
+    return (*summary(a["standardized"][ia] - b["standardized"][ib]), len(common))
 
 
 def render() -> str:
@@ -219,8 +224,13 @@ def render() -> str:
         found = {r: a for r, a in found.items() if a is not None}
         if not found:
             continue
+        most = (
+            max(len(set(a["fold"].tolist())) for r, a in found.items() if configs[r]["kind"] in NEURAL)
+            if any(configs[r]["kind"] in NEURAL for r in found)
+            else 0
+        )
         best_id = max(
-            (r for r in found if configs[r]["kind"] in NEURAL and len(set(found[r]["fold"])) == len(FOLDS)),
+            (r for r in found if configs[r]["kind"] in NEURAL and len(set(found[r]["fold"].tolist())) == most),
             key=lambda r: found[r]["standardized"].mean(),
             default=None,
         )
@@ -237,8 +247,13 @@ def render() -> str:
             record = read_result(dataset, r)
             m, se = summary(a["standardized"])
             mo, seo = summary(a["original"])
-            diff = "" if best_id is None or r == best_id else paired(found[best_id], a)
-            diff = "" if not diff else f"{diff[0]:+.3f} ({diff[1]:.3f})"
+            diff = None if best_id is None or r == best_id else paired(found[best_id], a)
+            folds_here = len(set(a["fold"].tolist()))
+            diff = (
+                ""
+                if not diff
+                else f"{diff[0]:+.3f} ({diff[1]:.3f})" + (f" on {diff[2]} folds" if diff[2] != folds_here else "")
+            )
             chosen = ", ".join(
                 sorted({json.dumps(f["chosen"], sort_keys=True).replace('"', "") for f in record["folds"].values()})
             )
