@@ -188,7 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=_positive_int,
-        help="torch CPU threads (default: 1 for models under 1M parameters, else every core)",
+        help="torch CPU threads (default: 1 for models under 1M parameters, else every core; under torchrun:"
+        " the cores divided among the ranks of the node)",
+    )
+    p.add_argument(
+        "--nproc",
+        type=_positive_int,
+        metavar="N",
+        help="data-parallel training on N processes of this machine: the same command relaunched under torchrun"
+        " (python -m torch.distributed.run --standalone --nproc-per-node N -m ardens train ...; DDP, gloo on the"
+        " CPU, nccl on CUDA); --batch-size stays the global batch",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars; one log line per epoch")
 
@@ -317,14 +326,75 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- commands -----------------------------------------------------------------------------
 def _log(line: str) -> None:
-    print(line, flush=True)
+    from .distributed import env_rank
+
+    if env_rank() == 0:  # under torchrun, rank 0 alone reports
+        print(line, flush=True)
+
+
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    """``argv`` less its ``--nproc N`` (or ``--nproc=N``)."""
+    out: list[str] = []
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--nproc":
+            skip = True
+        elif not token.startswith("--nproc="):
+            out.append(token)
+    return out
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``ardens train --nproc N ...``: the same command line under ``torchrun --standalone``
+    (after the checks that need no data, so that they stay one-line errors); its exit status."""
+    import os
+    import subprocess
+
+    from .distributed import launched, threads_per_rank
+    from .train import check_new_run_dir, check_not_busy
+
+    if launched():
+        raise UserError("--nproc: not under torchrun (it has already started the ranks)")
+    optimizer = args.optimizer
+    if args.resume:
+        from .train import RESUME, _read_resume
+
+        if not Path(args.resume).is_dir():
+            raise UserError(f"{args.resume}: no resume state (no such run directory)")
+        check_not_busy(args.resume)
+        optimizer = _read_resume(Path(args.resume) / RESUME)[1]["train_config"]["optimizer"]
+    if optimizer == "lbfgs":
+        raise UserError(f"--optimizer lbfgs: full-batch, one process; not with --nproc {args.nproc}")
+    if not args.resume:
+        missing = [name for name in ("model", "data", "out") if getattr(args, name) is None]
+        if missing:
+            raise UserError(f"--{missing[0]}: required (unless --resume RUN_DIR)")
+        check_new_run_dir(args.out)
+    argv = _without_nproc(args.argv)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}"]
+    command += ["-m", "ardens", *argv]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(args.threads or threads_per_rank(args.nproc)))  # torchrun's default is 1
+    return subprocess.run(command, env=env).returncode
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from . import distributed
+
+    if args.nproc is not None and args.nproc > 1:
+        return _launch(args)
     threads = torch.get_num_threads()  # restored afterwards, for callers of main() in one process
-    if args.threads:
+    started = False
+    if distributed.launched():
+        from .train import resolve_device
+
+        started = distributed.init(resolve_device(args.device))
+        torch.set_num_threads(args.threads or distributed.threads_per_rank())
+    elif args.threads:
         torch.set_num_threads(args.threads)
     run = Path(args.resume or args.out or ".")
     try:
@@ -332,6 +402,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         from .train import CURVE, RESUME
 
+        if distributed.env_rank() != 0:
+            return 130
         if (run / RESUME).is_file():
             made = f" ({CURVE} written)" if (run / CURVE).is_file() else ""
             sys.stderr.write(f"ardens: interrupted{made}; continue with: ardens train --resume {run}\n")
@@ -340,6 +412,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     finally:
         torch.set_num_threads(threads)
+        if started:
+            distributed.teardown()
 
 
 #: Below this many parameters, ``train`` uses one CPU thread unless ``--threads`` says otherwise.
@@ -360,7 +434,7 @@ def auto_threads(n_params: int) -> int:
 
 
 #: train options that ``--resume`` may change; the others are the run's own (model, data, optimizer).
-RESUME_OPTIONS = ("epochs", "patience", "lr", "threads", "device", "quiet", "valid_every", "lr_decay")
+RESUME_OPTIONS = ("epochs", "patience", "lr", "threads", "device", "quiet", "valid_every", "lr_decay", "nproc")
 _RESUME_KEEPS = ("resume", "out", "data", "data_dir", "fold", "command")
 
 
@@ -375,6 +449,7 @@ def _given_train_options(argv: Sequence[str]) -> set[str]:
 
 def _train(args: argparse.Namespace, run: Path) -> int:
     from .data import load_dataset
+    from .distributed import is_distributed, on_main, world_size
     from .train import ModelConfig, TrainConfig, build_model, check_new_run_dir, check_not_busy, fit, resume
 
     given = getattr(args, "given", None)
@@ -392,7 +467,7 @@ def _train(args: argparse.Namespace, run: Path) -> int:
 
         if not Path(args.resume).is_dir():
             raise UserError(f"{args.resume}: no resume state (no such run directory)")
-        check_not_busy(args.resume)
+        on_main(lambda: check_not_busy(args.resume))
         _, state = _read_resume(Path(args.resume) / RESUME)
         spec = args.data or _stored_spec(state["data"]["name"], state["data"]["source"])
         data = _load_for(spec, args, state["data"])
@@ -427,7 +502,7 @@ def _train(args: argparse.Namespace, run: Path) -> int:
             raise UserError("--direct/--dropout: only for --model made")
         if args.model == "nade" and args.hidden is not None and len(args.hidden) != 1:
             raise UserError(f"--hidden: NADE has one hidden layer; got {len(args.hidden)} sizes")
-        check_new_run_dir(args.out)
+        on_main(lambda: check_new_run_dir(args.out))  # under torchrun: rank 0's check, every rank's error
         config = TrainConfig(
             epochs=args.epochs or 100,
             batch_size=args.batch_size or (10000 if args.optimizer == "lbfgs" else 100),
@@ -489,10 +564,12 @@ def _train(args: argparse.Namespace, run: Path) -> int:
             columns=data.column_specs,
         )
         n_params = sum(p.numel() for p in model.parameters())
-        if not args.threads:
+        if not args.threads and not is_distributed():
             torch.set_num_threads(auto_threads(n_params))
         threads = f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''}"
         how = "" if args.threads else " (by model size; --threads N to choose)"
+        if is_distributed():
+            how = f" per rank, {world_size()} ranks (DDP), global batch {config.batch_size}"
         _log(f"training {args.model.upper()} ({n_params} parameters) on {data.name}, {threads}{how}")
         result = fit(model, data, config, args.out, model_kind=args.model, progress=not args.quiet, log=_log)
     why = "early stop" if result.stopped_early else "epoch limit"
@@ -565,9 +642,23 @@ def _missing_hint(err: ValueError) -> UserError | ValueError:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Under torchrun, the rows are split across the ranks (see :func:`ardens.evaluate.evaluate`); rank 0 prints."""
+    from . import distributed
+    from .train import resolve_device
+
+    started = distributed.init(resolve_device(args.device)) if distributed.launched() else False
+    try:
+        return _evaluate_command(args)
+    finally:
+        if started:
+            distributed.teardown()
+
+
+def _evaluate_command(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .data import NAMED_SETS, REAL_SETS, DataError
+    from .distributed import env_rank
     from .evaluate import evaluate, load_checkpoint
     from .train import resolve_device
 
@@ -598,6 +689,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
     _check_has_context(model, meta, context, spec)
     report = evaluate(model, x, masks=args.masks, batch_size=args.batch_size, context=context)
+    if env_rank() != 0:  # under torchrun, rank 0 prints
+        return 0
     if args.json:
         which = "all" if args.all_rows else split
         print(json.dumps({"checkpoint": str(args.checkpoint), "data": name, "split": which, **report.as_dict()}))
@@ -1070,6 +1163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         args.given = _given_train_options(argv)
+        args.argv = argv
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -1079,7 +1173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
             message = f"{err.filename}: {err.strerror or message}"
-        sys.stderr.write(f"ardens: error: {message}\n")
+        from .distributed import env_rank
+
+        if env_rank() == 0:  # under torchrun every rank fails alike; rank 0 says why
+            sys.stderr.write(f"ardens: error: {message}\n")
         return 2
 
 

@@ -160,7 +160,16 @@ def evaluate(
 
     One pass over the data: member 0's figure comes from the same member log-likelihoods as
     the ensemble's.
+
+    Under a process group of several ranks (``torchrun ... -m ardens evaluate``), each rank scores
+    its contiguous share of the rows; the sums of the NLLs, of their squares and the counts (and
+    the worst row) are all-reduced, the median is taken over the gathered log-likelihoods; every
+    rank returns the same :class:`Evaluation` (equal to one process's up to float64 round-off).
     """
+    from . import distributed
+
+    if distributed.is_distributed():
+        return _evaluate_sharded(model, x, masks, batch_size, context)
     members = member_log_likelihoods(model, x, masks, batch_size, context=context)
     ll = _mixture(members)
     nll, se = _summary(ll)
@@ -173,6 +182,46 @@ def evaluate(
         result.standardized_log_likelihood = -nll - model.columns.log_jacobian()
     if ensemble_size(model) > 1:
         result.single_mask_nll, result.single_mask_stderr = _summary(_mixture(members[:1]))
+    return result
+
+
+def _evaluate_sharded(model, x, masks, batch_size, context) -> Evaluation:
+    from . import distributed
+
+    n = len(x)
+    start, stop = distributed.shard(n, distributed.rank(), distributed.world_size())
+    k = _members(model, masks)
+    cond = _context_rows(model, context, n)
+    if stop > start:
+        members = member_log_likelihoods(
+            model, x[start:stop], k, batch_size, context=None if cond is None else cond[start:stop]
+        )
+        ll, single = _mixture(members), _mixture(members[:1])
+    else:
+        ll = single = np.zeros(0)
+    sums = distributed.all_reduce_sums([-ll.sum(), (ll**2).sum(), len(ll), -single.sum(), (single**2).sum()])
+    count = int(sums[2])
+
+    def summary(total: float, squares: float) -> tuple[float, float]:
+        mean = total / count if count else math.nan
+        var = max(squares - count * mean * mean, 0.0) / (count - 1) if count > 1 else math.nan
+        return mean, math.sqrt(var) / math.sqrt(count) if count > 1 else math.nan
+
+    nll, se = summary(sums[0], sums[1])
+    bits = nll / (model.n_inputs * math.log(2)) if model.columns.all_discrete else None
+    result = Evaluation(nll, se, bits, count, model.n_inputs, k)
+    if count:
+        import torch.distributed as dist
+
+        shares: list[Any] = [None] * distributed.world_size()
+        dist.all_gather_object(shares, ll.tolist())
+        everything = np.concatenate([np.asarray(s, dtype=np.float64) for s in shares])
+        (worst,) = distributed.all_reduce_min([float(ll.min()) if len(ll) else math.inf])
+        result.median_log_likelihood, result.worst_log_likelihood = float(np.median(everything)), worst
+    if not model.columns.all_discrete:
+        result.standardized_log_likelihood = -nll - model.columns.log_jacobian()
+    if ensemble_size(model) > 1:
+        result.single_mask_nll, result.single_mask_stderr = summary(sums[3], sums[4])
     return result
 
 

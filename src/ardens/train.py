@@ -35,6 +35,19 @@ K-member ensemble's validation NLL is that of the ensemble of its first
 0.999]`` (NADE's ``c``, MADE's and DeepNADE's last-layer bias): the model starts as the
 independent-Bernoulli fit, a known good trick.
 
+Data-parallel training (``torchrun ... -m ardens train``, or :func:`fit` in processes that have
+initialized a ``torch.distributed`` process group of several ranks): the model is wrapped in
+:class:`~torch.nn.parallel.DistributedDataParallel` and every loss goes through the wrapper's
+``forward``. Every rank draws the same shuffled global minibatches of ``batch_size`` rows from the
+shared seed and takes every ``W``-th row of each; its loss (sum of its rows' losses times ``W /
+rows in the batch``) makes DDP's gradient average the gradient of the global batch's mean loss,
+so W ranks follow one process's trajectory up to float round-off. Per-row randomness (DeepNADE's
+orderings, dropout) comes from streams seeded by (seed, rank, epoch). The validation rows are
+sharded and the sums all-reduced: every rank sees the same validation NLL and takes the same
+early-stopping, decay and divergence decisions. Only rank 0 writes the run directory (and holds
+its lock); every rank reads the resume state. L-BFGS is refused with more than one rank. One
+process (no process group) runs exactly as before. See :mod:`ardens.distributed`.
+
 >>> import tempfile, ardens
 >>> from ardens.data import load_digits
 >>> data = load_digits()
@@ -65,6 +78,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from tqdm import tqdm
 
+from . import distributed
 from ._denormals import flush_denormals
 from ._heap import reuse_freed_blocks
 from .base import AutoregressiveModel, context_kw, ensemble_size
@@ -491,8 +505,9 @@ def fit(
     with ``config.seed``; with the same seed on the CPU, results are reproducible.
     """
     run_dir = None if run_dir is None else Path(run_dir)
+    _check_world(config)
     if run_dir is not None:
-        check_new_run_dir(run_dir)
+        distributed.on_main(lambda: check_new_run_dir(run_dir))
     if model.n_inputs != data.dim:
         raise ValueError(
             f"{data.source or data.name}: data has {data.dim} dimensions; the model expects {model.n_inputs}"
@@ -506,6 +521,10 @@ def fit(
             "optimizer: lbfgs needs a deterministic full-batch loss; use adam, sgd or adagrad"
             " for a K-mask MADE, a MADE with dropout or a DeepNADE"
         )
+    if not distributed.is_main():  # under DDP only rank 0 writes and reports
+        result = _fit(model, data, config, None, model_kind, False, None, init_bias)
+        result.run_dir = run_dir
+        return result
     if run_dir is None:
         return _fit(model, data, config, None, model_kind, progress, log, init_bias)
     created = not run_dir.exists()
@@ -541,10 +560,25 @@ def _fit(model, data, config, run_dir, model_kind, progress, log, init_bias) -> 
         "train_config": asdict(config),
         "data": _data_meta(data),
     }
-    device = resolve_device(config.device)
-    model = model.to(device)
+    model = model.to(_rank_device(config.device))
     optimizer = make_optimizer(model, config)
     return _loop(model, optimizer, generator, data, config, run_dir, state, [], progress, log)
+
+
+def _check_world(config: TrainConfig) -> None:
+    world = distributed.world_size()
+    if world > 1 and config.optimizer == "lbfgs":
+        raise ValueError(
+            f"optimizer: lbfgs is full-batch and runs in one process; with {world} ranks use adam, sgd or adagrad"
+        )
+
+
+def _rank_device(name: str) -> torch.device:
+    """The config's device; under DDP on CUDA, this rank's own GPU (``cuda:LOCAL_RANK``)."""
+    device = resolve_device(name)
+    if device.type == "cuda" and distributed.is_distributed():
+        device = torch.device("cuda", distributed.local_rank())
+    return device
 
 
 def resume(
@@ -571,6 +605,12 @@ def resume(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: no resume state (no such run directory)")
+    if distributed.is_distributed():  # every rank reads the state; rank 0 alone locks and writes
+        distributed.on_main(lambda: check_not_busy(run_dir))
+        if not distributed.is_main():
+            result = _resume(run_dir, data, epochs, device, patience, lr, valid_every, lr_decay, False, None)
+            result.run_dir = run_dir
+            return result
     with run_lock(run_dir):
         return _resume(run_dir, data, epochs, device, patience, lr, valid_every, lr_decay, progress, log)
 
@@ -595,6 +635,7 @@ def _resume(run_dir, data, epochs, device, patience, lr, valid_every, lr_decay, 
     changes = {"epochs": epochs, "device": device, "patience": patience, "lr": lr, "valid_every": valid_every}
     changes["lr_decay"] = lr_decay
     config = TrainConfig(**{**state["train_config"], **{k: v for k, v in changes.items() if v is not None}})
+    _check_world(config)
     state["train_config"] = asdict(config)
     if lr is not None:
         state["lr"] = lr
@@ -603,7 +644,7 @@ def _resume(run_dir, data, epochs, device, patience, lr, valid_every, lr_decay, 
     model = model_from_config(state["model_class"], state["model_config"])
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
     check_context(model, data)
-    model = model.to(resolve_device(config.device))
+    model = model.to(_rank_device(config.device))
     optimizer = make_optimizer(model, config)
     saved_optimizer = state.pop("optimizer")
     best = load_file(str(run_dir / BEST)) if (run_dir / BEST).is_file() else None
@@ -622,7 +663,8 @@ def _resume(run_dir, data, epochs, device, patience, lr, valid_every, lr_decay, 
     history = [r for r in read_metrics(run_dir) if r["epoch"] <= state["epoch"]]
     if best is not None:
         state["_best_weights"] = {k: v.to(next(model.parameters()).device) for k, v in best.items()}
-    return _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log)
+    writer = run_dir if distributed.is_main() else None
+    return _loop(model, optimizer, generator, data, config, writer, state, history, progress, log)
 
 
 def check_columns(model: AutoregressiveModel, data: Dataset) -> None:
@@ -701,11 +743,30 @@ def table_meta(data: Dataset) -> dict[str, Any]:
     return out
 
 
+def _wrap(model: AutoregressiveModel) -> torch.nn.Module:
+    """``model`` itself in one process; under a process group of several, the model wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel` (rank 0's weights broadcast to all; every
+    training loss then goes through the wrapper's ``forward``, which averages the gradients)."""
+    if not distributed.is_distributed():
+        return model
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(model.parameters()).device
+    kw: dict[str, Any] = {"device_ids": [device.index]} if device.type == "cuda" else {}
+    # the buffers (masks, orderings, standardization) are never trained: synced once, not every step
+    sync = "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    kw["forward_sync_buffers" if sync else "broadcast_buffers"] = False
+    return DistributedDataParallel(model, **kw)
+
+
 def _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
     device = next(model.parameters()).device
     try:
+        net = _wrap(model)
         with flush_denormals(device), reuse_freed_blocks(device.type == "cpu"):
-            return _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log)
+            return _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log, net)
     except KeyboardInterrupt:  # the curve of the epochs that finished
         if history and run_dir is not None:
             _plot_curve(history, run_dir / CURVE, f"{state['model_kind']} on {data.name}")
@@ -736,7 +797,7 @@ def _mark_diverged(run_dir: Path, err: FloatingPointError, lr: float) -> None:
     atomic_save_file(tensors, run_dir / RESUME, {"ardens_resume": json.dumps(header)})
 
 
-def _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
+def _epochs(model, optimizer, generator, data, config, run_dir, state, history, progress, log, net=None) -> TrainResult:
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     train = torch.as_tensor(data.train, dtype=dtype, device=device)
@@ -771,12 +832,21 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
                 raise _DivergedError(epoch0 + 1, f"training NLL {train_nll}", state["lr"], run_dir)
         else:
             train_nll = _minibatch_epoch(
-                model, optimizer, generator, train, config, state, progress, epoch0, run_dir, train_c
+                model if net is None else net,
+                optimizer,
+                generator,
+                train,
+                config,
+                state,
+                progress,
+                epoch0,
+                run_dir,
+                train_c,
             )
         model.eval()
         epoch = epoch0 + 1
         validate = epoch % config.valid_every == 0
-        valid_nll = mean_nll(model, valid, masks=valid_masks, context=valid_c) if validate else None
+        valid_nll = _valid_nll(model, valid, valid_masks, valid_c) if validate else None
         if valid_nll is not None and not math.isfinite(valid_nll):
             raise _DivergedError(epoch, f"validation NLL {valid_nll}", state["lr"], run_dir)
         seconds = time.perf_counter() - start
@@ -835,7 +905,9 @@ def _minibatch_epoch(
     model, optimizer, generator, train, config, state, progress, epoch0, run_dir=None, context=None
 ) -> float:
     """One pass over shuffled minibatches; the mean of their losses (``context``: the rows'
-    contexts, shuffled with them)."""
+    contexts, shuffled with them). Under DDP (``model`` the wrapper), see :func:`_ddp_epoch`."""
+    if distributed.is_distributed():
+        return _ddp_epoch(model, optimizer, generator, train, config, state, progress, epoch0, run_dir, context)
     n = len(train)
     perm = torch.randperm(n, generator=generator).to(train.device)
     total = 0.0
@@ -856,6 +928,66 @@ def _minibatch_epoch(
         bar.set_postfix(nll=f"{total / (b * config.batch_size + len(xb)):.3f}")
     bar.close()
     return total / n
+
+
+def _ddp_epoch(net, optimizer, generator, train, config, state, progress, epoch0, run_dir=None, context=None) -> float:
+    """One epoch under DDP. Every rank draws the same permutation from the shared shuffling
+    ``generator`` and so the same global minibatches of ``batch_size`` rows; rank ``r`` of ``W``
+    takes rows ``r, r + W, ...`` of each. Its loss is the sum of its rows' losses times
+    ``W / rows in the global batch``: DDP's average of the ranks' gradients is then exactly the
+    gradient of the global batch's mean loss (a last partial batch included; a rank left without
+    a row contributes zero). Per-row randomness (DeepNADE's orderings, dropout) comes from
+    streams seeded by (seed, rank, epoch), so a resumed run repeats them. The ranks' loss sums
+    are all-reduced every step: all see the same training NLL, and stop together on a NaN."""
+    world, me = distributed.world_size(), distributed.rank()
+    rows_generator = torch.Generator().manual_seed(distributed.rank_seed(config.seed, me, epoch0))
+    torch.manual_seed(distributed.rank_seed(config.seed, me, epoch0, 1))  # dropout draws from torch's RNG
+    n = len(train)
+    perm = torch.randperm(n, generator=generator).to(train.device)
+    total = 0.0
+    bar = tqdm(range(math.ceil(n / config.batch_size)), desc=f"epoch {epoch0 + 1}", leave=False, disable=not progress)
+    for b in bar:
+        rows = perm[b * config.batch_size : (b + 1) * config.batch_size]
+        mine = rows[me::world]
+        share = len(mine)
+        if not share:  # fewer rows than ranks: a zero loss still joins the gradient all-reduce
+            mine = rows[:1]
+        cb = None if context is None else context[mine]
+        per_row = net(train[mine], training_step=state["step"], generator=rows_generator, **context_kw(cb))
+        local = per_row.sum()
+        loss = local * (_loss_scale(world, len(rows)) if share else 0.0)
+        (batch_sum,) = distributed.all_reduce_sums([float(local.detach()) if share else 0.0])
+        value = batch_sum / len(rows)
+        if not math.isfinite(value):  # before the step, on every rank: the weights stay finite
+            raise _DivergedError(epoch0 + 1, f"training loss {value} at step {state['step']}", state["lr"], run_dir)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state["step"] += 1
+        total += batch_sum
+        bar.set_postfix(nll=f"{total / (b * config.batch_size + len(rows)):.3f}")
+    bar.close()
+    return total / n
+
+
+def _loss_scale(world: int, global_rows: int) -> float:
+    """What a rank multiplies the sum of its rows' losses by: ``world / global_rows``, so that
+    DDP's gradient average over ``world`` ranks is the gradient of the global batch's mean loss."""
+    return world / global_rows
+
+
+def _valid_nll(model, valid: torch.Tensor, masks: int, context=None) -> float:
+    """The validation NLL (:func:`mean_nll`); under DDP each rank scores its contiguous share of
+    the rows and the sums and counts are all-reduced, so every rank gets the same figure."""
+    if not distributed.is_distributed():
+        return mean_nll(model, valid, masks=masks, context=context)
+    start, stop = distributed.shard(len(valid), distributed.rank(), distributed.world_size())
+    nll = 0.0
+    if stop > start:
+        c = None if context is None else context[start:stop]
+        nll = float(-log_likelihoods(model, valid[start:stop], masks, context=c).sum())
+    total, count = distributed.all_reduce_sums([nll, stop - start])
+    return total / count if count else math.nan
 
 
 def _full_batch_step(model, optimizer, train, config, context=None) -> float:
