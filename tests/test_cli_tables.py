@@ -248,3 +248,18 @@ def test_small_models_train_on_one_thread_unless_told(tmp_path):
     proc = call("train", "--model", "made", "--data", "digits", "--out", str(tmp_path / "b"), "--threads", "2", *TINY)
     assert "on digits, 2 threads\n" in proc.stdout
     assert torch.get_num_threads() == before  # main() leaves the caller's setting as it found it
+
+
+def test_a_file_split_by_a_seed_is_evaluated_and_resumed_on_that_split(tmp_path):
+    """Regression: ``--seed`` also seeds the split of a single-array file; evaluation and
+    ``--resume`` must split it the same way (they used the default seed's split)."""
+    csv = write_table(tmp_path / "t.csv")
+    proc = call("train", "--model", "nade", "--data", str(csv), "--out", str(tmp_path / "r"), "--seed", "3", *TINY)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(call("evaluate", str(tmp_path / "r"), "--json").stdout)
+    model = ardens.load(tmp_path / "r" / "best.safetensors")
+    seeded, default = load_dataset(str(csv), seed=3), load_dataset(str(csv))
+    assert not np.array_equal(seeded.test, default.test)  # the two splits differ: the check can fail
+    assert report["nll"] == pytest.approx(-log_likelihoods(model, seeded.test).mean(), rel=1e-9)
+    proc = call("train", "--resume", str(tmp_path / "r"), "--epochs", "4", "--quiet")
+    assert proc.returncode == 0, proc.stderr

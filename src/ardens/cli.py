@@ -613,6 +613,7 @@ def _load_for(spec: str, args: argparse.Namespace, meta: dict):
     from .data import align_to_model, load_dataset
 
     fold = getattr(args, "fold", None) or meta.get("fold")
+    seed = int(meta.get("split_seed") or 0)  # the split a single-array file was trained on
     groups = meta.get("one_hot_groups")
     columns = meta.get("columns")
     if groups:  # the stored types are those of the regrouped table; the file is binary
@@ -623,10 +624,10 @@ def _load_for(spec: str, args: argparse.Namespace, meta: dict):
         from .data import context_load_columns, split_context
 
         full = context_load_columns(meta, columns)
-        data = load_dataset(spec, args.data_dir, fold=fold, columns=full, one_hot_groups=groups)
+        data = load_dataset(spec, args.data_dir, seed=seed, fold=fold, columns=full, one_hot_groups=groups)
         data = split_context(data, encoding=meta["context"])
     else:
-        data = load_dataset(spec, args.data_dir, fold=fold, columns=columns, one_hot_groups=groups)
+        data = load_dataset(spec, args.data_dir, seed=seed, fold=fold, columns=columns, one_hot_groups=groups)
     return align_to_model(data, meta)
 
 

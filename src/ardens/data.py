@@ -99,6 +99,9 @@ class Dataset:
     by column index (code k is ``categories[j][k]``). ``fold``: the fold (1..10) of a set
     with folds. ``one_hot_groups``: the ``(start, stop, has_none)`` groups of binary file
     columns that became categorical columns (see :func:`ardens.tables.regroup`).
+    ``split_seed``: the seed of the train/valid/test split of a single-array file (None when
+    the file or the named set fixes the split), stored with trained models so that evaluation
+    and ``--resume`` split the file the same way.
     ``image_shape`` is ``(rows, cols)`` when each example is an image; ``image_order`` is
     ``"C"`` (row-major) or ``"F"`` (column-major, as in MATLAB files) for reshaping.
 
@@ -121,6 +124,7 @@ class Dataset:
     categories: dict[int, list[str]] | None = None
     fold: int | None = None
     one_hot_groups: tuple[tuple[int, int, bool], ...] | None = None
+    split_seed: int | None = None
     context_train: np.ndarray | None = None
     context_valid: np.ndarray | None = None
     context_test: np.ndarray | None = None
@@ -501,6 +505,7 @@ def _from_table(
     specs = resolve_columns(table, _overrides(columns, values.shape[1], table.names, defaults))
     if split_idx is None:
         split_idx = _split_indices(len(values), seed, source)
+        fields = {**fields, "split_seed": int(seed)}
     binary = all(spec == "binary" for spec in specs)
     dtype = np.uint8 if binary else np.float64
     parts = {s: np.ascontiguousarray(values[split_idx[s]], dtype=dtype) for s in SPLITS}
@@ -599,8 +604,9 @@ def load_file(path: str | os.PathLike, seed: int = 0, name: str | None = None, c
             f"({', '.join(TEXT_SUFFIXES)})"
         )
     _check_widths(parts, where)
+    seeded = {"split_seed": int(seed)} if not (suffix == ".npz" and present) else {}
     return Dataset(
-        name, parts["train"], parts["valid"], parts["test"], source=where, column_names=_tuple_or_none(names)
+        name, parts["train"], parts["valid"], parts["test"], source=where, column_names=_tuple_or_none(names), **seeded
     )
 
 

@@ -535,8 +535,12 @@ def fit(
                 raise RunDirError(f"{run_dir}: another run started in this directory; choose a new --out")
             return _fit(model, data, config, run_dir, model_kind, progress, log, init_bias)
     except BaseException:  # interrupted (or failed) before an epoch finished: leave no empty run behind
-        if created and not (run_dir / RESUME).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if not (run_dir / METRICS).exists():  # (the initial resume state is for a kill -9, not this)
+            if created:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                for name in (RESUME, BEST):
+                    (run_dir / name).unlink(missing_ok=True)
         raise
 
 
@@ -731,6 +735,8 @@ def table_meta(data: Dataset) -> dict[str, Any]:
         out["categories"] = {str(k): list(v) for k, v in data.categories.items()}
     if data.fold is not None:
         out["fold"] = data.fold
+    if data.split_seed:  # a file split by a seed other than the default 0
+        out["split_seed"] = data.split_seed
     if data.one_hot_groups:
         out["one_hot_groups"] = [list(g) for g in data.one_hot_groups]
         out["one_hot_groups_width"] = data.dim + sum(int(g[1]) - int(g[0]) - 1 for g in data.one_hot_groups)
@@ -810,6 +816,9 @@ def _epochs(model, optimizer, generator, data, config, run_dir, state, history, 
     valid_masks = min(k, config.valid_masks)
     stopped = state["finished"]
     best_weights = state.pop("_best_weights", None)
+    if run_dir is not None and state["epoch"] == 0 and not (run_dir / RESUME).is_file():
+        # the state before the first step: a run killed during its first epoch resumes too
+        _save_resume(run_dir / RESUME, model, optimizer, generator, state)
     last_plot = time.perf_counter()
     epochs = tqdm(
         range(state["epoch"], config.epochs),
@@ -1034,6 +1043,7 @@ def _checkpoint_extra(state: dict[str, Any], row: dict[str, float]) -> dict[str,
                 "column_names",
                 "categories",
                 "fold",
+                "split_seed",
                 "one_hot_groups",
                 "one_hot_groups_width",
                 "context",
