@@ -254,6 +254,7 @@ def test_demo_quick(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("independent Bernoulli", "mixture of Bernoullis (K=", "NADE", "MADE", "test NLL"):
         assert name in proc.stdout
+    assert "compiling the NADE kernels (numba; cached after the first run):" in proc.stdout  # timed apart
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert len(results) == 4 and all(r["nll"] > 0 and r["se"] > 0 for r in results.values())
     for f in ("nade_samples.png", "made_samples.png", "nade/learning_curve.png", "made/best.safetensors"):
