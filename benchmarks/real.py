@@ -318,26 +318,27 @@ def write_figures(data_dir: str | None) -> None:
         found = {r: a for r, a in found.items() if a is not None}
         if not found:
             continue
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        for r, a in sorted(found.items(), key=lambda kv: kv[1]["standardized"].mean()):
+        fig, ax = plt.subplots(figsize=(10.5, 4.8))
+        colors = plt.get_cmap("tab20").colors
+        for i, (r, a) in enumerate(sorted(found.items(), key=lambda kv: -kv[1]["standardized"].mean())):
             folds = sorted(set(a["fold"].tolist()))
             means = [a["standardized"][a["fold"] == k].mean() for k in folds]
-            ax.plot(folds, means, marker="o", label=configs[r]["row"])
-        ax.axhline(PUBLISHED[dataset], color="k", ls="--", lw=1, label="published best (mean over folds)")
+            ours = configs[r]["kind"] in NEURAL
+            ax.plot(
+                folds,
+                means,
+                marker="o" if ours else "s",
+                ls="-" if ours else "--",
+                color=colors[(2 * i) % 20 + (i // 10) % 2],
+                label=("ardens " if ours else "") + configs[r]["row"],
+            )
+        ax.axhline(PUBLISHED[dataset], color="k", ls=":", lw=1.5, label="published best (mean over folds)")
         ax.set(xlabel="fold", ylabel="test log-likelihood per row (standardized, nats)", title=dataset)
         ax.set_xticks(list(FOLDS))
-        low = (
-            min(
-                np.percentile(
-                    [a["standardized"][a["fold"] == k].mean() for a in found.values() for k in set(a["fold"].tolist())],
-                    10,
-                ),
-                PUBLISHED[dataset],
-            )
-            - 1
-        )
+        fold_means = [a["standardized"][a["fold"] == k].mean() for a in found.values() for k in set(a["fold"].tolist())]
+        low = min(np.percentile(fold_means, 10), PUBLISHED[dataset]) - 1
         ax.set_ylim(bottom=low)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
         fig.savefig(FIGURES / f"{dataset}_folds.png", dpi=100)
         plt.close(fig)
