@@ -42,7 +42,7 @@ import ardens  # noqa: E402
 from ardens.data import load_dataset  # noqa: E402
 from ardens.serialization import atomic_write_text  # noqa: E402
 from real import parse_folds  # noqa: E402
-from reproduce import BENCHMARKS_MD, PRETRAINED, RESULTS, machine  # noqa: E402
+from reproduce import PRETRAINED, RESULTS, machine, write_block  # noqa: E402
 
 SETS = ("white_wine", "parkinsons")
 DRAWS = 10
@@ -159,14 +159,7 @@ def render() -> str:
 
 
 def write_markdown() -> None:
-    begin, end = "<!-- imputation -->", "<!-- /imputation -->"
-    text = BENCHMARKS_MD.read_text()
-    block = f"{begin}\n{render()}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text += f"\n{block}\n"
-    atomic_write_text(BENCHMARKS_MD, text)
+    write_block("imputation", render())
 
 
 def main() -> None:

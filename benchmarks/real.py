@@ -46,7 +46,6 @@ from ardens.data import load_dataset  # noqa: E402
 from ardens.evaluate import log_likelihoods  # noqa: E402
 from ardens.serialization import atomic_write, atomic_write_text  # noqa: E402
 from reproduce import (  # noqa: E402
-    BENCHMARKS_MD,
     CONFIGS,
     NEURAL,
     PRETRAINED,
@@ -56,6 +55,7 @@ from reproduce import (  # noqa: E402
     machine,
     point_id,
     train_point,
+    write_block,
 )
 
 SETS = ("red_wine", "white_wine", "parkinsons")
@@ -267,14 +267,7 @@ def render() -> str:
 
 
 def write_markdown() -> None:
-    begin, end = f"<!-- reproduce:{TABLE} -->", f"<!-- /reproduce:{TABLE} -->"
-    text = BENCHMARKS_MD.read_text()
-    block = f"{begin}\n{render()}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text += f"\n{block}\n"
-    atomic_write_text(BENCHMARKS_MD, text)
+    write_block(f"reproduce:{TABLE}", render())
 
 
 def write_cards() -> None:

@@ -337,9 +337,15 @@ def _row_rank(name: str) -> tuple[int, str]:
 
 
 def write_markdown(table: str) -> None:
-    begin, end = f"<!-- reproduce:{table} -->", f"<!-- /reproduce:{table} -->"
+    write_block(f"reproduce:{table}", render(table))
+
+
+def write_block(marker: str, body: str) -> None:
+    """Put ``body`` into BENCHMARKS.md between ``<!-- marker -->`` and ``<!-- /marker -->``
+    (appended with both markers if they are not there yet), atomically."""
+    begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else ""
-    block = f"{begin}\n{render(table)}\n{end}"
+    block = f"{begin}\n{body}\n{end}"
     if begin in text and end in text:
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
