@@ -173,6 +173,18 @@ def cases(device: str, quick: bool) -> list[dict]:
             ],
         }
     )
+    out.append(
+        {
+            "case": "NADE train vs MADE train, d=500, batch 100",
+            "examples": 100,
+            "impls": [
+                ("ardens NADE d=500", lambda: train_step(ardens.NADE(N, 500).to(device), DATA, 100)),
+                ("ardens MADE [500]", lambda: train_step(ardens.MADE(N, [500]).to(device), DATA, 100)),
+            ],
+        }
+    )
+    if not quick:
+        out.append(deepnade_case(device, [500, 500], 100))
     for hidden in ([500], [1000], [500, 500]) if not quick else ([500],):
         h = "x".join(map(str, hidden))
         out.append(
@@ -212,6 +224,39 @@ def cases(device: str, quick: bool) -> list[dict]:
             }
         )
     return out
+
+
+def dense_step(rows: int, inner: int, outer: int, device: str) -> Callable[[], None]:
+    """One plain ``(rows, inner) @ (inner, outer)`` matmul, as a throughput reference."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(rows, inner, generator=g).to(device)
+    b = torch.rand(inner, outer, generator=g).to(device)
+
+    def step() -> None:
+        torch.mm(a, b)
+
+    return step
+
+
+def deepnade_case(device: str, hidden: list[int], batch: int) -> dict:
+    """DeepNADE's exact likelihood for one ordering against the dense matmul it cannot avoid:
+    the layers above the first run on every one of the ``n`` positions, so per example they
+    cost at least ``n`` rows of ``(H1, H2)`` (and so on up): ``(batch n, H1) @ (H1, H2)``."""
+    h = "x".join(map(str, hidden))
+    return {
+        "case": f"DeepNADE log_prob 1 ordering, {h}, batch {batch}",
+        "examples": batch,
+        "impls": [
+            (
+                "ardens (exact, 1 ordering)",
+                lambda: eval_step(ardens.DeepNADE(N, hidden, num_orderings=1).to(device), DATA, batch),
+            ),
+            (
+                f"mm ({batch}*{N}, {hidden[0]})@({hidden[0]}, {hidden[1]})",
+                lambda: dense_step(batch * N, hidden[0], hidden[1], device),
+            ),
+        ],
+    }
 
 
 # -- real-valued heads against the peers (the `bench` extra: zuko, nflows) -----------------------

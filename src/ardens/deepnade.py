@@ -338,6 +338,8 @@ class DeepNADE(AutoregressiveModel):
             w_x = first.weight[:, order].t()  # (n, H1), rows in generation order
             w_out, b_out = out_layer.weight[order], out_layer.bias[order]  # (n, H_L)
         step = max(1, ROWS_PER_PASS // (max(n, cols.param_width) * max(1, max(self.hidden) // 64)))
+        if not want_params and self.in_place_ok():
+            return self._positions_inplace(x, order, ctx, step).sum(-1)
         out = []
         for lo in range(0, x.shape[0], step):
             xb = x[lo : lo + step]
@@ -362,6 +364,87 @@ class DeepNADE(AutoregressiveModel):
                 out.append(params if want_params else cols.column_log_probs(params, xb).sum(-1))
         if not out:
             return x.new_zeros((0, cols.param_width) if want_params else (0,))
+        return torch.cat(out)
+
+    def in_place_ok(self) -> bool:
+        """Whether :meth:`positions_log_prob` applies: all-binary columns, no autograd needed."""
+        return self.columns.all_binary and not (torch.is_grad_enabled() and self.layers[0].weight.requires_grad)
+
+    def positions_log_prob(
+        self, x: torch.Tensor, orders: torch.Tensor, ctx: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``log p(x_{o_d} | x_{o_<d})`` by position ``d``, ``(B, n)``, for an all-binary model
+        without autograd (:meth:`in_place_ok`), each row ``r`` in its own ordering
+        ``orders[r]`` (``(B, n)``; or one ordering ``(n,)`` for every row). The exact
+        likelihood's kernel: NADE's running sum for the first layer and the layers above on
+        every position, as :meth:`_ordering_pass`, with every ``(B, n, H)`` intermediate
+        written in place into buffers reused across chunks, so that the layers' matmuls, not
+        fresh allocations and their page faults, set the time. The conditional queries of
+        :mod:`ardens.queries` (each row's observed-first ordering) run on it too."""
+        if not self.in_place_ok():
+            raise ValueError("positions_log_prob: only for all-binary models, without autograd")
+        step = max(1, ROWS_PER_PASS // (self.n_inputs * max(1, max(self.hidden) // 64)))
+        return self._positions_inplace(x, orders, ctx, step)
+
+    def _positions_inplace(
+        self, x: torch.Tensor, orders: torch.Tensor, ctx: torch.Tensor | None, step: int
+    ) -> torch.Tensor:
+        n = self.n_inputs
+        first, out_layer = self.layers[0], self.layers[-1]
+        in_place = torch.sigmoid_ if self.activation == "sigmoid" else torch.relu_
+        w_x, w_m = first.weight[:, :n].t(), first.weight[:, n : 2 * n].t()  # (n, H1) each
+        w_ctx = None if ctx is None else first.weight[:, 2 * n :].t()
+        shared = orders.dim() == 1
+        if shared:  # one ordering: position d adds x_{o_{d-1}} W[:, o_{d-1}] + W[:, n + o_{d-1}]
+            w_prev = F.pad(w_x[orders[:-1]], (0, 0, 1, 0))
+            offset = first.bias + F.pad(torch.cumsum(w_m[orders[:-1]], dim=0), (0, 0, 1, 0))
+            w_out, b_out = out_layer.weight[orders], out_layer.bias[orders]
+        else:  # per row: a table of the two possible contributions of each input, and a zero row
+            table = torch.cat([w_m, w_m + w_x, w_x.new_zeros(1, w_x.shape[1])])  # (2n + 1, H1)
+        uppers = self.layers[1:-1]
+        buffers: dict[tuple[int, ...], torch.Tensor] = {}
+
+        def buffer(*shape: int, slot: int) -> torch.Tensor:
+            key = (slot, *shape)
+            if key not in buffers:
+                buffers[key] = x.new_empty(shape)
+            return buffers[key]
+
+        out = []
+        for lo in range(0, x.shape[0], step):
+            xb = x[lo : lo + step]
+            b = xb.shape[0]
+            h = buffer(b, n, w_x.shape[1], slot=0)
+            if shared:
+                xo = xb[:, orders]  # (b, n)
+                torch.mul(F.pad(xo[:, :-1], (1, 0))[:, :, None], w_prev, out=h)
+                h.cumsum_(1)
+                h.add_(offset)
+            else:
+                o = orders[lo : lo + step]
+                xo = xb.gather(1, o)
+                index = F.pad(o[:, :-1] + n * xo[:, :-1].long(), (1, 0), value=2 * n)  # (b, n)
+                torch.index_select(table, 0, index.reshape(-1), out=h.view(b * n, -1))
+                h.cumsum_(1)
+                h.add_(first.bias)
+            if w_ctx is not None:
+                h.add_((ctx[lo : lo + step] @ w_ctx)[:, None, :])
+            in_place(h)
+            for j, layer in enumerate(uppers):
+                nxt = buffer(b * n, layer.weight.shape[0], slot=1 + j % 2)
+                torch.addmm(layer.bias, h.view(b * n, -1), layer.weight.t(), out=nxt)
+                h = in_place(nxt).view(b, n, -1)
+            if shared:
+                h.mul_(w_out)  # position d reads output unit o_d: (h_d * w_out[d]).sum() + b_out[d]
+                z = h.sum(-1).add_(b_out)
+            else:
+                rows = buffer(b * n, h.shape[-1], slot=3)
+                torch.index_select(out_layer.weight, 0, o.reshape(-1), out=rows)
+                h.mul_(rows.view(b, n, -1))
+                z = h.sum(-1).add_(out_layer.bias[o])
+            out.append(-F.binary_cross_entropy_with_logits(z, xo, reduction="none"))
+        if not out:
+            return x.new_zeros((0, n))
         return torch.cat(out)
 
     # -- sampling ----------------------------------------------------------------------

@@ -381,6 +381,10 @@ def _any_subset_pieces(
     B, n = flat.shape
     seq, rank = _observed_first(m, order)
     n_obs = m.sum(-1)
+    if getattr(model, "in_place_ok", lambda: False)():  # all-binary DeepNADE: the likelihood's kernel
+        lp = model.positions_log_prob(flat, seq, ctx)  # (B, n) by rank in o'
+        is_obs = torch.arange(n, device=flat.device)[None, :] < n_obs[:, None]
+        return torch.where(is_obs, lp, 0).sum(-1), torch.where(is_obs, 0, lp).sum(-1)
     a = flat.new_zeros(B)
     c = flat.new_zeros(B)
     for s in range(n):
