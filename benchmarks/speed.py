@@ -114,6 +114,18 @@ def sample_step(model, num: int, method: str = "sample") -> Callable[[], None]:
     return step
 
 
+def impute_step(model, data: torch.Tensor, num: int) -> Callable[[], None]:
+    """Conditional samples of the bottom half of ``num`` images given their top half."""
+    observed = torch.zeros(num, N, dtype=torch.bool, device=data.device)
+    observed[:, : N // 2] = True
+
+    def step() -> None:
+        with torch.no_grad():
+            model.impute(data[:num], observed)
+
+    return step
+
+
 def cases(device: str, quick: bool) -> list[dict]:
     """Every comparison: a name, then implementations (label, builder) and work per call."""
     out = []
@@ -183,6 +195,17 @@ def cases(device: str, quick: bool) -> list[dict]:
             ],
         }
     )
+    for label, build in (("NADE d=500", lambda: ardens.NADE(N, 500)), ("MADE [500]", lambda: ardens.MADE(N, [500]))):
+        out.append(
+            {
+                "case": f"{label} impute bottom half vs log_prob, 1000",
+                "examples": 1000,
+                "impls": [
+                    ("ardens impute", lambda build=build: impute_step(build().to(device), DATA, 1000)),
+                    ("ardens log_prob", lambda build=build: eval_step(build().to(device), DATA, 1000)),
+                ],
+            }
+        )
     if not quick:
         out.append(deepnade_case(device, [500, 500], 100))
     for hidden in ([500], [1000], [500, 500]) if not quick else ([500],):

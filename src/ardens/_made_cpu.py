@@ -28,7 +28,7 @@ if AVAILABLE:
     from ._nade_cpu import KERNEL_OPTIONS
 
     @njit(parallel=True, **KERNEL_OPTIONS)
-    def _sample_kernel(u, mats, biases, ends, direct, has_direct, relu, x):
+    def _sample_kernel(u, mats, biases, ends, direct, has_direct, relu, given, x):
         """Samples in tiles of ``TILE``: all samples of a member finalize the same units at
         the same step, so each weight row is read once per tile, not once per sample."""
         B, n = u.shape
@@ -44,7 +44,8 @@ if AVAILABLE:
             for k in range(n):
                 for e in range(hi - lo):
                     i = lo + e
-                    if u[i, k] < 1.0 / (1.0 + math.exp(-out[e, k])):
+                    g = given[i, k]
+                    if (g == 1.0) if g == g else (u[i, k] < 1.0 / (1.0 + math.exp(-out[e, k]))):
                         x[i, k] = 1.0
                         target = pres[0][e]
                         for v in range(target.shape[0]):
@@ -67,13 +68,19 @@ if AVAILABLE:
                                     dest[v] += row[v] * h
 
 
-def sample_member(model, u: torch.Tensor, i: int) -> torch.Tensor:
-    """Samples ``(B, n)`` of member ``i`` of ``model`` (an all-binary MADE)."""
+def sample_member(model, u: torch.Tensor, i: int, given: torch.Tensor | None = None) -> torch.Tensor:
+    """Samples ``(B, n)`` of member ``i`` of ``model`` (an all-binary MADE); where ``given``
+    (``u``'s shape) is not NaN, the sample takes its value instead of a draw (with the given
+    entries a prefix of the member's ordering: conditional samples)."""
     order, mats, biases, ends, direct = _prepared(model, i)
     uo = np.ascontiguousarray(u[:, torch.as_tensor(order)].numpy())
     xo = np.empty_like(uo)
+    if given is None:
+        go = np.full(uo.shape, np.nan, dtype=uo.dtype)
+    else:
+        go = np.ascontiguousarray(given[:, torch.as_tensor(order)].to(u.dtype).numpy())
     relu = model.activation == "relu"
-    _sample_kernel(uo, mats, biases, ends, direct, model.direct_layer is not None, relu, xo)
+    _sample_kernel(uo, mats, biases, ends, direct, model.direct_layer is not None, relu, go, xo)
     x = torch.empty(xo.shape, dtype=model.layers[0].weight.dtype)
     x[:, torch.as_tensor(order)] = torch.from_numpy(xo)
     return x

@@ -228,7 +228,7 @@ if AVAILABLE:
                         total[lo + e, j] = p[j] + dh[j] * _activation_slope(h, act, j)
 
     @_pjit
-    def _sample_kernel(u, order, WT, bias, V, c, act, x):
+    def _sample_kernel(u, order, WT, bias, V, c, act, given, x):
         B, n = u.shape
         d = WT.shape[1]
         for i in prange(B):
@@ -237,8 +237,12 @@ if AVAILABLE:
             _activate(a, h, act)
             for k in range(n):
                 o = order[k]
-                z = c[o] + _dot(V[o], h)
-                if u[i, o] < 1.0 / (1.0 + math.exp(-z)):
+                g = given[i, o]
+                if g == g:  # a given value (not NaN) is kept, not drawn
+                    one = g == 1.0
+                else:
+                    one = u[i, o] < 1.0 / (1.0 + math.exp(-(c[o] + _dot(V[o], h))))
+                if one:
                     x[i, o] = 1.0
                     for j in range(d):
                         a[j] += WT[o, j]
@@ -286,9 +290,18 @@ class NADELogProb(torch.autograd.Function):
 
 
 def sample(
-    u: torch.Tensor, order: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, V: torch.Tensor, c: torch.Tensor, act: str
+    u: torch.Tensor,
+    order: torch.Tensor,
+    WT: torch.Tensor,
+    b: torch.Tensor,
+    V: torch.Tensor,
+    c: torch.Tensor,
+    act: str,
+    given: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Ancestral samples ``x[:, j] = [u[:, j] < p(x_j = 1 | earlier inputs)]``, visiting ``order``."""
+    """Ancestral samples ``x[:, j] = [u[:, j] < p(x_j = 1 | earlier inputs)]``, visiting ``order``;
+    where ``given`` (``u``'s shape) is not NaN, ``x`` takes its value instead of a draw."""
     x = np.empty(tuple(u.shape), dtype=_np(WT).dtype)
-    _sample_kernel(_np(u.to(WT.dtype)), _np(order), _np(WT), _np(b), _np(V), _np(c), _act_code(act), x)
+    g = np.full(x.shape, np.nan, dtype=x.dtype) if given is None else _np(given.to(WT.dtype))
+    _sample_kernel(_np(u.to(WT.dtype)), _np(order), _np(WT), _np(b), _np(V), _np(c), _act_code(act), g, x)
     return torch.from_numpy(x)

@@ -116,11 +116,15 @@ class _BlockedNADE(torch.autograd.Function):
 
 
 @torch.no_grad()
-def sample(u: torch.Tensor, W, b, V, c, order: torch.Tensor, act: str) -> torch.Tensor:
+def sample(
+    u: torch.Tensor, W, b, V, c, order: torch.Tensor, act: str, given: torch.Tensor | None = None
+) -> torch.Tensor:
     """Ancestral samples ``(B, n)``: ``x_j = [u_j < p(x_j = 1 | earlier inputs)]``, drawn in
-    ``order``, the running pre-activation updated incrementally (O(nd) per sample)."""
+    ``order``, the running pre-activation updated incrementally (O(nd) per sample). Where
+    ``given`` (``u``'s shape) is not NaN, ``x`` takes its value instead of a draw (with the
+    given entries a prefix of ``order``: conditional samples)."""
     if _use_cpu_kernel(u, W):
-        return _nade_cpu.sample(u, order.cpu(), W.t().contiguous(), b, V, c, act)
+        return _nade_cpu.sample(u, order.cpu(), W.t().contiguous(), b, V, c, act, given)
     fn = activation_fn(act)
     B, n = u.shape
     a = b.expand(B, -1).clone()
@@ -128,6 +132,8 @@ def sample(u: torch.Tensor, W, b, V, c, order: torch.Tensor, act: str) -> torch.
     for j in order.tolist():
         p = torch.sigmoid(fn(a) @ V[j] + c[j])
         xj = (u[:, j] < p).to(u.dtype)
+        if given is not None:
+            xj = torch.where(given[:, j].isnan(), xj, given[:, j].to(u.dtype))
         x[:, j] = xj
         a.addr_(xj, W[:, j])
     return x

@@ -353,6 +353,10 @@ class MADE(AutoregressiveModel):
             self, x, observed, generator=generator, draws=draws, fill=fill, mask=mask, context=context
         )
 
+    def _draw_given(self, x: torch.Tensor, observed: torch.Tensor, member: int, u: torch.Tensor) -> torch.Tensor | None:
+        """Prefix-conditional draws on the sampling kernel, or None (:func:`_draw_given_fast`)."""
+        return _draw_given_fast(self, x, observed, member, u)
+
     def _member_log_prob(self, flat: torch.Tensor, i: int, ctx: torch.Tensor | None = None) -> torch.Tensor:
         z = self._logits(flat, i, dropout=self.training, ctx=ctx)
         return self.columns.column_log_probs(z, flat).sum(-1)
@@ -400,6 +404,18 @@ class MADE(AutoregressiveModel):
             per_column=self.columns.uniforms_per_column,
             context=ctx,
         )
+
+
+def _draw_given_fast(model: MADE, x: torch.Tensor, observed: torch.Tensor, member: int, u: torch.Tensor):
+    """Conditional draws for an observed prefix of member ``member``'s ordering on the numba
+    sampler (observed values kept, the others drawn in order with uniforms ``u``, ``(B, n)``):
+    all-binary models without context on the CPU; None otherwise."""
+    if not model.columns.all_binary or model.context_features:
+        return None
+    if not (_made_cpu.AVAILABLE and _nade_cpu.handles(model._reference())):
+        return None
+    given = torch.where(observed, x, torch.full_like(x, math.nan))
+    return _made_cpu.sample_member(model, u, member, given=given).to(x)
 
 
 def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:

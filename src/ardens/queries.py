@@ -341,6 +341,11 @@ def _draw_prefix(
     """Ancestral sampling of the unobserved columns, one network pass per column of the ordering
     that some row lacks (a column's parameters read only the columns before it)."""
     _check_prefix(model, m, order, member)
+    fast = getattr(model, "_draw_given", None)
+    if fast is not None and ctx is None and u.shape[-1] == 1:  # all-binary NADE/MADE: the sampling kernel
+        drawn = fast(x, m, member, u[..., 0])
+        if drawn is not None:
+            return drawn
     cols = model.columns
     x = x.clone()
     for j in order[int(m.sum(-1).min()) :].tolist():
