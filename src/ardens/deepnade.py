@@ -10,7 +10,9 @@ it is a density for every ordering at once; the
 model holds ``K`` of them (member ``i`` is a pure function of ``(seed, i)``), and
 ``log_prob`` is the normalized ensemble ``log (1/K) sum_i p_{o_i}(x)`` (EoNADE). An exact
 likelihood costs, per ordering, NADE's running sum for the first layer and a pass of the
-layers above for each of the ``n`` positions; sampling costs ``n`` network passes.
+layers above for each of the ``n`` positions; sampling and imputation of all-binary models
+run on the same running sum (one column's weights added per step, about one likelihood's
+cost), other column types take a network pass per column.
 
 Conditional DeepNADE, ``p(x | c)`` (``context_features=C``): the context ``c`` (a real vector of
 width ``C``, used as given) is appended to the first layer's input, ``[x * m, m, c]``, so every
@@ -447,6 +449,39 @@ class DeepNADE(AutoregressiveModel):
             return x.new_zeros((0, n))
         return torch.cat(out)
 
+    def draw_in_orders(
+        self, x: torch.Tensor, seq: torch.Tensor, n_obs: torch.Tensor, u: torch.Tensor, ctx: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Ancestral draws of an all-binary model on the running sum: row ``r`` keeps its columns
+        ``seq[r, :n_obs[r]]`` (its observed values in ``x``) and draws ``seq[r, s]`` for
+        ``s >= n_obs[r]`` given those before it, ``x_j = [u[r, j] < p]`` (``u``: ``(B, n)``).
+
+        The first layer's pre-activation is updated by one column per step (``O(H1)``), so a step
+        costs the layers above and one output unit, not a pass of the whole network: ``n`` steps
+        cost about one exact likelihood. The same draws as a pass of the network per step."""
+        n = self.n_inputs
+        first, out_layer = self.layers[0], self.layers[-1]
+        act = activation_fn(self.activation)
+        w_x, w_m = first.weight[:, :n].t(), first.weight[:, n : 2 * n].t()
+        table = torch.cat([w_m, w_m + w_x])  # row j: column j observed at 0; row n + j: at 1
+        rank = seq.argsort(-1)
+        known = (rank < n_obs[:, None]).to(x.dtype)
+        a = torch.addmm(first.bias, x * known, w_x) + known @ w_m
+        if ctx is not None:
+            a = a + ctx @ first.weight[:, 2 * n :].t()
+        x = x.clone()
+        for s in range(int(n_obs.min()) if len(n_obs) else n, n):
+            rows = (s >= n_obs).nonzero().squeeze(1)
+            j = seq[rows, s]
+            h = act(a[rows])
+            for layer in self.layers[1:-1]:
+                h = act(layer(h))
+            z = (h * out_layer.weight[j]).sum(-1) + out_layer.bias[j]
+            v = (u[rows, j] < torch.sigmoid(z)).to(x.dtype)
+            x[rows, j] = v
+            a.index_add_(0, rows, table[j + n * v.long()])
+        return x
+
     # -- sampling ----------------------------------------------------------------------
     @torch.no_grad()
     def sample(
@@ -461,6 +496,9 @@ class DeepNADE(AutoregressiveModel):
         ctx = self.check_context(context, (num,))
 
         def draw(u: torch.Tensor, i: int, c: torch.Tensor | None = None) -> torch.Tensor:
+            if cols.all_binary:
+                seq = self.orderings[i].expand(u.shape[0], -1)
+                return self.draw_in_orders(u.new_zeros(u.shape), seq, seq.new_zeros(u.shape[0]), u, c)
             uu = u if u.dim() == 3 else u.unsqueeze(-1)
             x = u.new_zeros(u.shape[0], self.n_inputs)
             observed = torch.zeros_like(x)

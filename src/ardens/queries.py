@@ -418,9 +418,11 @@ def _draw_any_subset(
     """Ancestral sampling of the unobserved columns in ``o'``: pass ``s`` draws, for every row with
     ``s >= |O|``, its column of rank ``s`` given those of lower rank."""
     cols = model.columns
-    x = x.clone()
     seq, rank = _observed_first(m, order)
     n_obs = m.sum(-1)
+    if cols.all_binary and u.shape[-1] == 1 and hasattr(model, "draw_in_orders"):  # the running sum
+        return model.draw_in_orders(x, seq, n_obs, u[..., 0], ctx)
+    x = x.clone()
     for s in range(int(n_obs.min()), x.shape[1]):
         rows = (s >= n_obs).nonzero().squeeze(1)
         if not len(rows):
