@@ -706,3 +706,21 @@ def test_bad_input_is_a_one_line_value_error(kind, bad, message):
     with pytest.raises(ValueError, match=message) as err:
         model.log_prob(torch.tensor(bad, dtype=torch.float64))
     assert "\n" not in str(err.value)
+
+
+def test_a_huge_log_scale_is_capped_alike_in_density_cdf_and_draws():
+    """sigma = min(e^raw, e^MAX_LOG_SCALE) + min_scale everywhere: a raw whose exp overflows
+    float32 gives finite draws, and the density, CDF and draws describe the same Gaussian."""
+    from scipy.stats import kstest, norm
+
+    block = torch.tensor([[0.0, 3.0, 500.0]], dtype=torch.float32).expand(4000, 3)  # one component
+    sigma = math.exp(heads.MAX_LOG_SCALE) + 1e-3
+    g = torch.Generator().manual_seed(0)
+    draws = heads.mixture_sample(block, torch.rand(4000, generator=g), torch.rand(4000, generator=g), 1e-3)
+    assert torch.isfinite(draws).all()
+    z = torch.tensor([0.0, 1e8, -3e9])
+    lp = heads.mixture_log_prob(block[:3].double(), z.double(), 1e-3)
+    torch.testing.assert_close(lp, torch.as_tensor(norm.logpdf(z.numpy(), 3.0, sigma)), rtol=1e-12, atol=0)
+    cdf = heads.mixture_cdf(block[:3].double(), z.double(), 1e-3)
+    torch.testing.assert_close(cdf, torch.as_tensor(norm.cdf(z.numpy(), 3.0, sigma)), rtol=1e-9, atol=1e-12)
+    assert kstest(draws.double().numpy(), norm(3.0, sigma).cdf).pvalue > 1e-3

@@ -49,6 +49,11 @@ KINDS = ("binary", "categorical", "real")
 DEFAULT_COMPONENTS = 10
 DEFAULT_MIN_SCALE = 1e-3
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+#: Largest log standard deviation of a mixture component (standardized units, e^20 = 4.9e8):
+#: part of the parametrization, sigma = min(e^raw, e^20) + min_scale, the same in log_prob, cdf
+#: and sampling. A far-off, nearly weightless component can reach raws whose exp overflows
+#: float32; its draws then fed infinities into the network (seen imputing white wine).
+MAX_LOG_SCALE = 20.0
 
 
 @dataclass(frozen=True)
@@ -372,7 +377,7 @@ def mixture_log_prob(block: torch.Tensor, z: torch.Tensor, min_scale: float) -> 
     """``log sum_c w_c N(z; mu_c, sigma_c)`` for blocks ``(..., 3C)`` and values ``(...)``."""
     c = block.shape[-1] // 3
     logits, means, raw = block[..., :c], block[..., c : 2 * c], block[..., 2 * c :]
-    sigma = raw.exp() + min_scale
+    sigma = raw.clamp(max=MAX_LOG_SCALE).exp() + min_scale
     t = (z.unsqueeze(-1) - means) / sigma
     comp = torch.addcmul(logits - sigma.log(), t, t, value=-0.5)  # log w_c + log N(z; mu_c, sigma_c) + const
     return torch.logsumexp(comp, dim=-1) - torch.logsumexp(logits, dim=-1) - LOG_SQRT_2PI
@@ -382,7 +387,7 @@ def mixture_cdf(block: torch.Tensor, z: torch.Tensor, min_scale: float) -> torch
     """The mixture's CDF at ``z`` (for Kolmogorov-Smirnov tests)."""
     c = block.shape[-1] // 3
     logits, means, raw = block[..., :c], block[..., c : 2 * c], block[..., 2 * c :]
-    sigma = min_scale + raw.exp()
+    sigma = min_scale + raw.clamp(max=MAX_LOG_SCALE).exp()
     phi = 0.5 * (1 + torch.erf((z.unsqueeze(-1) - means) / (sigma * math.sqrt(2))))
     return (logits.softmax(-1) * phi).sum(-1)
 
@@ -395,7 +400,10 @@ def mixture_sample(block: torch.Tensor, u_comp: torch.Tensor, u_value: torch.Ten
     k = _inverse_cdf(logits.softmax(-1), u_comp).unsqueeze(-1)
     eps = torch.finfo(block.dtype).eps
     normal = math.sqrt(2) * torch.erfinv(2 * u_value.clamp(eps, 1 - eps) - 1)
-    return means.gather(-1, k).squeeze(-1) + (min_scale + raw.gather(-1, k).squeeze(-1).exp()) * normal
+    return (
+        means.gather(-1, k).squeeze(-1)
+        + (min_scale + raw.gather(-1, k).squeeze(-1).clamp(max=MAX_LOG_SCALE).exp()) * normal
+    )
 
 
 def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
