@@ -6,7 +6,6 @@ shrunk to at most 8 units: the options are checked, not the 76 M weights."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from ardens.data import NAMED_SETS
 from ardens.train import ModelConfig, TrainConfig, build_model
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (ROOT / "benchmarks" / "configs").glob("*/*.json") if p.parent.name != "real")
@@ -22,15 +22,8 @@ REAL_CONFIGS = sorted((ROOT / "benchmarks" / "configs" / "real").glob("*.json"))
 NEURAL = ("nade", "made", "deepnade")
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reproduce = _load("reproduce")
-real = _load("real")  # imports benchmarks/peers.py, whose peers (zuko, nflows) load only when fitted
+reproduce = load_benchmark("reproduce")
+real = load_benchmark("real")  # imports benchmarks/peers.py, whose peers (zuko, nflows) load only when fitted
 
 
 def test_there_are_configs_for_every_table():

@@ -7,7 +7,6 @@ from a fake results file."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
@@ -19,18 +18,12 @@ import pytest
 import torch
 
 import ardens
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cc = _load("class_conditional")
+cc = load_benchmark("class_conditional")
 
 N_INPUTS, K = 4, 3
 ALL_X = np.array(list(itertools.product([0, 1], repeat=N_INPUTS)), dtype=np.uint8)  # (16, 4)

@@ -6,7 +6,6 @@ and re-rendered from its JSON."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import sys
@@ -18,18 +17,12 @@ import torch
 
 import ardens
 from ardens.data import Dataset
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-inpainting = _load("inpainting")
+inpainting = load_benchmark("inpainting")
 
 
 def _enumerated_conditional_nll(log_p: np.ndarray, x: np.ndarray, observed: np.ndarray) -> float:
