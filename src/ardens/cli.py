@@ -397,8 +397,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.threads:
         torch.set_num_threads(args.threads)
     run = Path(args.resume or args.out or ".")
+    finished = False
     try:
-        return _train(args, run)
+        code = _train(args, run)
+        finished = code == 0
+        return code
     except KeyboardInterrupt:
         from .train import CURVE, RESUME
 
@@ -413,7 +416,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(threads)
         if started:
-            distributed.teardown()
+            distributed.teardown(barrier=finished)
 
 
 #: Below this many parameters, ``train`` uses one CPU thread unless ``--threads`` says otherwise.
@@ -648,11 +651,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .train import resolve_device
 
     started = distributed.init(resolve_device(args.device)) if distributed.launched() else False
+    finished = False
     try:
-        return _evaluate_command(args)
+        code = _evaluate_command(args)
+        finished = code == 0
+        return code
     finally:
         if started:
-            distributed.teardown()
+            distributed.teardown(barrier=finished)
 
 
 def _evaluate_command(args: argparse.Namespace) -> int:

@@ -109,10 +109,15 @@ def init(device: torch.device | str = "cpu") -> bool:
     return True
 
 
-def teardown() -> None:
-    """Destroy the default process group, if there is one."""
+def teardown(barrier: bool = False) -> None:
+    """Destroy the default process group, if there is one; with ``barrier`` (after a run every
+    rank finished normally) the ranks first wait for each other, so that none tears its gloo
+    connections down while a peer still uses them (a rank then aborted with "terminate called
+    without an active exception", seen once in CI)."""
     dist = _dist()
     if dist.is_available() and dist.is_initialized():
+        if barrier:
+            dist.barrier()
         dist.destroy_process_group()
 
 
