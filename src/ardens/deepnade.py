@@ -329,6 +329,8 @@ class DeepNADE(AutoregressiveModel):
         first layer."""
         cols = self.columns
         n, order = self.n_inputs, (self.orderings[i] if order is None else order)
+        if not want_params and self.in_place_ok():
+            return self._positions_inplace(x, order, ctx, self._rows_per_chunk()).sum(-1)
         act = activation_fn(self.activation)
         first, out_layer = self.layers[0], self.layers[-1]
         n_in = cols.input_width
@@ -339,9 +341,7 @@ class DeepNADE(AutoregressiveModel):
         if binary:
             w_x = first.weight[:, order].t()  # (n, H1), rows in generation order
             w_out, b_out = out_layer.weight[order], out_layer.bias[order]  # (n, H_L)
-        step = max(1, ROWS_PER_PASS // (max(n, cols.param_width) * max(1, max(self.hidden) // 64)))
-        if not want_params and self.in_place_ok():
-            return self._positions_inplace(x, order, ctx, step).sum(-1)
+        step = self._rows_per_chunk()
         out = []
         for lo in range(0, x.shape[0], step):
             xb = x[lo : lo + step]
@@ -385,8 +385,13 @@ class DeepNADE(AutoregressiveModel):
         :mod:`ardens.queries` (each row's observed-first ordering) run on it too."""
         if not self.in_place_ok():
             raise ValueError("positions_log_prob: only for all-binary models, without autograd")
-        step = max(1, ROWS_PER_PASS // (self.n_inputs * max(1, max(self.hidden) // 64)))
-        return self._positions_inplace(x, orders, ctx, step)
+        return self._positions_inplace(x, orders, ctx, self._rows_per_chunk())
+
+    def _rows_per_chunk(self) -> int:
+        """Examples per chunk of the exact likelihood: ``ROWS_PER_PASS`` (example, position) rows,
+        scaled by the widest layer / 64."""
+        width = max(self.n_inputs, self.columns.param_width)
+        return max(1, ROWS_PER_PASS // (width * max(1, max(self.hidden) // 64)))
 
     def _positions_inplace(
         self, x: torch.Tensor, orders: torch.Tensor, ctx: torch.Tensor | None, step: int
