@@ -11,9 +11,13 @@ every method). Each method fills the missing entries:
 - ardens: the fold's model chosen on validation by ``benchmarks/real.py`` (its ``--row``,
   EoRNADE by default; trained on the fold's training chunks only). 10 draws from the exact
   conditional ``p(x_missing | x_observed)`` per row; the filled value is their mean (the
-  estimate of the conditional mean that squared error asks for). Also the exact conditional
-  log-likelihood of the true missing values, ``log p(x_U | x_O)`` in the data's units, which no
-  imputer below gives.
+  estimate of the conditional mean that squared error asks for) or their median. Also the exact
+  conditional log-likelihood of the true missing values, ``log p(x_U | x_O)`` in the data's
+  units, which no imputer below gives. The models of ``real.py`` were saved before inputs were
+  clipped (:mod:`ardens.heads`): each gets the input range of its own training chunks, widened by
+  ``--input-margin`` standard deviations (``fit_input_range``; training rows are never clipped,
+  so it is the model a run with clipping would have trained), and the same model with
+  unclipped inputs is reported beside it.
 - scikit-learn, fitted on the same training chunks (complete) and applied to the masked test
   rows: ``SimpleImputer(mean)``, ``KNNImputer`` (5 neighbours), ``IterativeImputer`` with
   ``BayesianRidge`` and with ``ExtraTreesRegressor`` (100 trees, as missForest).
@@ -21,7 +25,9 @@ every method). Each method fills the missing entries:
 NRMSE: for each column, the RMSE over its missing entries divided by the column's standard
 deviation (training chunks), averaged over columns; pooled over the folds run. Results:
 ``benchmarks/results/imputation/<set>.json`` and the table in BENCHMARKS.md between
-``<!-- imputation -->`` markers.
+``<!-- imputation -->`` markers. ``--split valid`` runs the same protocol on the validation
+rows (other masks; results ``<set>-valid.json``, rendered as a second table): that is where
+the input margin was chosen.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ardens  # noqa: E402
 from ardens.data import load_dataset  # noqa: E402
+from ardens.heads import DEFAULT_INPUT_MARGIN  # noqa: E402
 from ardens.serialization import atomic_write_text  # noqa: E402
 from real import parse_folds  # noqa: E402
 from reproduce import PRETRAINED, RESULTS, machine, write_block  # noqa: E402
@@ -49,9 +56,10 @@ DRAWS = 10
 MISSING = 0.5
 
 
-def mcar_mask(shape: tuple[int, int], dataset: str, fold: int) -> np.ndarray:
-    """True where observed; each entry missing with probability 0.5, seeded by (set, fold)."""
-    seed = [fold, sum(map(ord, dataset))]
+def mcar_mask(shape: tuple[int, int], dataset: str, fold: int, split: str = "test") -> np.ndarray:
+    """True where observed; each entry missing with probability 0.5, seeded by (set, fold) (and
+    the split, for splits other than test)."""
+    seed = [fold, sum(map(ord, dataset if split == "test" else dataset + split))]
     return np.random.default_rng(seed).random(shape) >= MISSING
 
 
@@ -81,37 +89,53 @@ def squared_errors(filled: np.ndarray, truth: np.ndarray, observed: np.ndarray) 
     return (((filled - truth) ** 2) * missing).sum(0), missing.sum(0)
 
 
-def run_fold(dataset: str, fold: int, row: str, data_dir: str | None) -> dict[str, Any]:
-    data = load_dataset(dataset, data_dir=data_dir, fold=fold)
-    truth = data.test
-    observed = mcar_mask(truth.shape, dataset, fold)
-    masked = np.where(observed, truth, np.nan)
-    out: dict[str, Any] = {"rows": len(truth), "missing": int((~observed).sum()), "methods": {}}
-    checkpoint = PRETRAINED / "real" / dataset / row / f"fold{fold}.safetensors"
-    model = ardens.load(checkpoint)
+def ardens_rows(model, truth, observed, fold: int, label: str) -> dict[str, Any]:
+    """``model``'s imputations (mean and median of ``DRAWS`` exact conditional draws) as method rows."""
     some = (~observed).any(1)  # rows with something to impute
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(fold)
-    x = torch.as_tensor(masked[some], dtype=torch.float32)
+    x = torch.as_tensor(np.where(observed, truth, np.nan)[some], dtype=torch.float32)
     m = torch.as_tensor(observed[some])
     with torch.no_grad():
         draws = model.impute(x, observed=m, generator=gen, draws=DRAWS).double().numpy()  # (DRAWS, rows, n)
         cond = model.log_prob(torch.as_tensor(truth[some], dtype=torch.float32), observed=m).double().numpy()
     seconds = time.perf_counter() - start
+    out = {}
     # the conditional mean (what squared error asks for) and, robust to a rare far-off draw, the
     # conditional median, both estimated from the same draws
-    for label, summary in (("mean", draws.mean(0)), ("median", np.median(draws, 0))):
+    for summary, fill in (("mean", draws.mean(0)), ("median", np.median(draws, 0))):
         filled = truth.copy()
-        filled[some] = summary
+        filled[some] = fill
         sse, count = squared_errors(filled, truth, observed)
-        out["methods"][f"ardens {row} ({label} of {DRAWS} draws)"] = {
+        out[label.format(summary=summary)] = {
             "sse": sse.tolist(),
             "count": count.tolist(),
             "seconds": seconds,
             "conditional_ll_sum": float(cond.sum()),
             "conditional_ll_rows": int(len(cond)),
-            "checkpoint": str(checkpoint.relative_to(PRETRAINED.parent)),
         }
+    return out
+
+
+def run_fold(dataset: str, fold: int, row: str, data_dir: str | None, split: str, margin: float) -> dict[str, Any]:
+    data = load_dataset(dataset, data_dir=data_dir, fold=fold)
+    truth = getattr(data, split)
+    observed = mcar_mask(truth.shape, dataset, fold, split)
+    masked = np.where(observed, truth, np.nan)
+    out: dict[str, Any] = {"rows": len(truth), "missing": int((~observed).sum()), "methods": {}}
+    checkpoint = PRETRAINED / "real" / dataset / row / f"fold{fold}.safetensors"
+    model = ardens.load(checkpoint)
+    if model.columns.lo is not None:
+        raise SystemExit(f"{checkpoint}: already has an input range; this script expects real.py's unclipped models")
+    label = f"ardens {row}, inputs unclipped ({{summary}} of {DRAWS} draws)"
+    unclipped = ardens_rows(model, truth, observed, fold, label)
+    model.columns.fit_input_range(data.train, margin=margin)
+    clipped = ardens_rows(model, truth, observed, fold, f"ardens {row} ({{summary}} of {DRAWS} draws)")
+    for method in (*clipped.values(), *unclipped.values()):
+        method["checkpoint"] = str(checkpoint.relative_to(PRETRAINED.parent))
+    out["methods"].update(clipped)
+    out["methods"].update(unclipped)
+    out["input_margin"] = margin
     for name, imputer in sklearn_imputers(fold).items():
         start = time.perf_counter()
         imputer.fit(data.train)
@@ -133,16 +157,24 @@ def nrmse(folds: dict[str, Any], method: str) -> float:
     return float(np.mean(np.sqrt(sse / count)))
 
 
+def result_path(dataset: str, split: str) -> Path:
+    return RESULTS / "imputation" / (f"{dataset}.json" if split == "test" else f"{dataset}-{split}.json")
+
+
 def render() -> str:
     lines = []
-    for path in sorted((RESULTS / "imputation").glob("*.json")):
+    paths = sorted((RESULTS / "imputation").glob("*.json"), key=lambda p: ("-" in p.stem, p.stem))
+    for path in paths:
         record = json.loads(path.read_text())
+        split = record.get("split", "test")
         folds = record["folds"]
         methods = list(next(iter(folds.values()))["methods"])
         missing, rows = sum(f["missing"] for f in folds.values()), sum(f["rows"] for f in folds.values())
+        margins = sorted({f["input_margin"] for f in folds.values() if "input_margin" in f})
         lines += [
-            f"**{record['dataset']}** ({len(folds)} folds: {', '.join(folds)}; "
-            f"{missing} missing entries in {rows} test rows)",
+            f"**{record['dataset']}, {'test' if split == 'test' else 'validation'} rows** ({len(folds)} folds: "
+            f"{', '.join(folds)}; {missing} missing entries in {rows} rows; input margin "
+            f"{', '.join(map(str, margins)) or 'none'})",
             "",
             "| method | NRMSE | log p(x_missing \\| x_observed) per row, nats | seconds |",
             "|---|---:|---:|---:|",
@@ -173,22 +205,32 @@ def main() -> None:
     parser.add_argument("--row", default="eornade", help="the real.py row whose chosen models impute")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--split", choices=("test", "valid"), default="test")
+    parser.add_argument(
+        "--input-margin",
+        type=float,
+        default=DEFAULT_INPUT_MARGIN,
+        help="the models' input range: their training range widened by this many standard deviations",
+    )
     parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.render_only:
         for dataset in [s for s in args.sets.split(",") if s]:
-            path = RESULTS / "imputation" / f"{dataset}.json"
+            path = result_path(dataset, args.split)
             record = json.loads(path.read_text()) if path.is_file() else {"dataset": dataset, "folds": {}}
+            record["split"] = args.split
             for fold in args.folds:
                 if not (PRETRAINED / "real" / dataset / args.row / f"fold{fold}.safetensors").is_file():
                     print(f"-- {dataset} fold {fold}: no chosen {args.row} model yet (run real.py first); skipped")
                     continue
-                record["folds"][str(fold)] = run_fold(dataset, fold, args.row, args.data_dir)
+                record["folds"][str(fold)] = run_fold(
+                    dataset, fold, args.row, args.data_dir, args.split, args.input_margin
+                )
                 record["folds"] = dict(sorted(record["folds"].items(), key=lambda kv: int(kv[0])))
                 record.update(
                     machine=machine(),
-                    command=f".venv/bin/python benchmarks/imputation.py --sets {dataset}",
+                    command=f".venv/bin/python benchmarks/imputation.py --sets {dataset} --split {args.split}",
                     protocol=f"MCAR {MISSING}, {DRAWS} draws, seed (fold, set)",
                 )
                 path.parent.mkdir(parents=True, exist_ok=True)

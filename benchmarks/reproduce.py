@@ -26,7 +26,9 @@ raising a config's ``train.epochs`` continues runs that stopped at the old cap),
 ``benchmarks/results/<table>/<row>.json``, and the chosen model is copied to
 ``pretrained/<table>/<row>.safetensors`` (up to 16 MB) with a model card beside it. The
 markdown tables are written into BENCHMARKS.md between ``<!-- reproduce:<table> -->``
-markers.
+markers. A run longer than one round of work can leave a committed resume state in
+``benchmarks/resume/<table>/<row>/<point>`` (``--commit-resume`` copies the run's resume files
+there, replacing the last one); a run directory that does not exist yet starts from it.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ CONFIGS = ROOT / "benchmarks" / "configs"
 RESULTS = ROOT / "benchmarks" / "results"
 PRETRAINED = ROOT / "pretrained"
 RUNS = ROOT / "runs" / "reproduce"
+# Committed resume states of runs longer than a round of work (run directories do not outlast
+# one): <table>/<row>/<point>/ holds the files a run resumes exactly from. One state per point,
+# replaced by --commit-resume, removed when the row is done.
+RESUME_STATES = ROOT / "benchmarks" / "resume"
+RESUME_FILES = ("resume.safetensors", "best.safetensors", "metrics.jsonl")
 NEURAL = ("nade", "made", "deepnade")  # kinds trained with fit(); the others are baselines
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
@@ -116,10 +123,45 @@ def point_id(point: dict[str, Any]) -> str:
     return f"{readable}-{hashlib.sha1(defining.encode()).hexdigest()[:8]}"
 
 
+def committed_state(run_dir: Path) -> Path:
+    """Where the committed resume state of the run in ``run_dir`` lives."""
+    return RESUME_STATES / run_dir.relative_to(RUNS)
+
+
+def seed_from_committed(run_dir: Path) -> bool:
+    """Start a run directory that has no resume state from its point's committed one, if any."""
+    if not run_dir.is_relative_to(RUNS) or (run_dir / "resume.safetensors").exists():
+        return False
+    src = committed_state(run_dir)
+    if not (src / "resume.safetensors").is_file():
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in RESUME_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, run_dir / name)
+    print(f"   starting from the committed resume state {src}", flush=True)
+    return True
+
+
+def commit_resume(run_dir: Path) -> Path:
+    """Copy the run's resume files to its committed state (replacing the previous one)."""
+    if not (run_dir / "resume.safetensors").is_file():
+        sys.exit(f"reproduce: {run_dir}: no resume state to commit")
+    dst = committed_state(run_dir)
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    for name in RESUME_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, dst / name)
+    return dst
+
+
 def train_point(point: dict[str, Any], data, run_dir: Path, device: str | None = None) -> TrainResult:
     """Train (or resume) one grid point in ``run_dir``, on ``device`` where given (else the
     config's, by default the CPU). The device is not part of the run's identity: a run started
     on one device continues on another."""
+    seed_from_committed(run_dir)
     if (run_dir / "resume.safetensors").is_file():
         result = resume(run_dir, data, epochs=point["train"].get("epochs"), device=device, progress=False, log=print)
     else:
@@ -366,6 +408,11 @@ def main() -> None:
     )
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument(
+        "--commit-resume",
+        action="store_true",
+        help="copy the resume state of every point of the rows' runs to benchmarks/resume/ (replacing); no training",
+    )
+    parser.add_argument(
         "--validation-only",
         action="store_true",
         help="train the points and print their validation NLL; no test, no results, no tables",
@@ -379,6 +426,13 @@ def main() -> None:
         except ValueError as err:
             sys.exit(f"reproduce: {err}")
     paths = sorted(p for p in (CONFIGS / args.table).glob("*.json") if fnmatch.fnmatch(p.stem, args.rows))
+    if args.commit_resume:
+        for path in paths:
+            for point in grid_points(json.loads(path.read_text())):
+                run_dir = RUNS / args.table / path.stem / point_id(point)
+                if (run_dir / "resume.safetensors").is_file():
+                    print(f"committed {commit_resume(run_dir)}")
+        return
     if not args.render_only:
         if not paths:
             sys.exit(f"reproduce: no config matches {args.table}/{args.rows}")

@@ -7,13 +7,15 @@ shrunk to at most 8 units: the options are checked, not the 76 M weights."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ardens.data import NAMED_SETS
-from ardens.train import ModelConfig, TrainConfig, build_model
+from ardens.train import ModelConfig, TrainConfig, build_model, read_metrics
 from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +102,42 @@ def test_validation_only_trains_every_point_and_never_reads_the_test_split(tmp_p
     assert "validation only, would choose" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="test split was read"):  # the guard can fail
         reproduce.run_row("t", path, None, test=True)
+
+
+def test_a_committed_resume_state_continues_the_run_exactly(tmp_path, monkeypatch):
+    """Train 2 epochs, commit the resume state, lose the run directory, go on to 4 epochs from
+    the committed state: the weights equal those of an uninterrupted 4-epoch run."""
+    from safetensors.torch import load_file
+
+    path = _tiny_row(tmp_path, monkeypatch, epochs=2)
+    monkeypatch.setattr(reproduce, "RESUME_STATES", tmp_path / "resume")
+    reproduce.run_row("t", path, None, test=False)
+    runs = sorted((tmp_path / "runs" / "t" / "tiny").iterdir())
+    for run in runs:
+        committed = reproduce.commit_resume(run)
+        assert sorted(p.name for p in committed.iterdir()) == sorted(reproduce.RESUME_FILES)
+    shutil.rmtree(tmp_path / "runs")
+    config = json.loads(path.read_text())
+    config["train"]["epochs"] = 4
+    path.write_text(json.dumps(config))
+    real_fit = reproduce.fit
+
+    def no_fresh_run(*args, **kwargs):
+        raise AssertionError("trained from scratch instead of resuming the committed state")
+
+    monkeypatch.setattr(reproduce, "fit", no_fresh_run)
+    reproduce.run_row("t", path, None, test=False)  # starts from the committed states
+    monkeypatch.setattr(reproduce, "fit", real_fit)
+    monkeypatch.setattr(reproduce, "RUNS", tmp_path / "straight")
+    monkeypatch.setattr(reproduce, "RESUME_STATES", tmp_path / "none")
+    reproduce.run_row("t", path, None, test=False)
+    for run in runs:
+        straight = tmp_path / "straight" / "t" / "tiny" / run.name
+        assert len(read_metrics(run)) == 4
+        a, b = load_file(str(run / "resume.safetensors")), load_file(str(straight / "resume.safetensors"))
+        assert sorted(a) == sorted(b)
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
 
 
 def test_device_reaches_training_and_evaluation_and_is_not_part_of_a_run(tmp_path, monkeypatch):

@@ -209,3 +209,18 @@ def test_sample_figure_draws_every_class(model, tmp_path, monkeypatch):
     path = tmp_path / "tiny_samples.png"
     cc.sample_figure("tiny", model, images, labels, K, path)
     assert path.stat().st_size > 1000
+
+
+def test_a_set_without_labels_stops_with_one_line_naming_them(tmp_path):
+    """binarized MNIST as shared holds no labels: asked for, the script names what is missing."""
+    images = {s: np.zeros((3, 784), dtype=np.uint8) for s in ("train", "valid", "test")}
+    np.savez_compressed(tmp_path / "binarized_mnist.npz", **images)
+    with pytest.raises(SystemExit) as info:
+        cc.load_labelled("binarized_mnist", str(tmp_path))
+    message = str(info.value)
+    assert "\n" not in message and "binarized_mnist.npz" in message
+    assert "no train_labels, valid_labels, test_labels" in message
+    np.savez_compressed(tmp_path / "binarized_mnist.npz", **images, **{f"{s}_labels": np.arange(3) for s in images})
+    _, labels, _ = cc.load_labelled("binarized_mnist", str(tmp_path))
+    assert labels["test"].tolist() == [0, 1, 2]
+    assert "binarized_mnist" not in cc.DEFAULT_SETS and "binarized_mnist" in cc.SETS

@@ -263,3 +263,27 @@ def test_a_file_split_by_a_seed_is_evaluated_and_resumed_on_that_split(tmp_path)
     assert report["nll"] == pytest.approx(-log_likelihoods(model, seeded.test).mean(), rel=1e-9)
     proc = call("train", "--resume", str(tmp_path / "r"), "--epochs", "4", "--quiet")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_input_margin_reaches_the_model_and_a_bad_one_is_a_usage_error(table_run, tmp_path):
+    """The default run's model clips real inputs to the training range widened by 1 standard
+    deviation (fitted on its training split); ``--input-margin none`` trains a model that never
+    clips; a bad value exits 2 and creates nothing."""
+    csv, run = table_run
+    model = ardens.load(run / "best.safetensors")
+    assert model.config()["input_margin"] == 1.0
+    train = load_dataset(str(csv)).train  # the split the run trained on (the same default seed)
+    z = (train - model.columns.loc.double().numpy()) / model.columns.scale.double().numpy()
+    real = [0, 2]
+    np.testing.assert_allclose(model.columns.lo.double().numpy()[real], z[:, real].min(0) - 1.0, rtol=1e-6)
+    np.testing.assert_allclose(model.columns.hi.double().numpy()[real], z[:, real].max(0) + 1.0, rtol=1e-6)
+    proc = call(
+        "train", "--model", "made", "--data", str(csv), "--out", str(tmp_path / "n"), "--input-margin", "none", *TINY
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ardens.load(tmp_path / "n" / "best.safetensors").columns.lo is None
+    bad = call(
+        "train", "--model", "made", "--data", str(csv), "--out", str(tmp_path / "b"), "--input-margin", "-1", *TINY
+    )
+    assert_user_error(bad, "--input-margin", "expected a non-negative number")
+    assert not (tmp_path / "b").exists()

@@ -353,6 +353,21 @@ def test_works_without_pandas_and_sklearn():
 
 
 # -- scikit-learn conventions -------------------------------------------------------------------
+def test_input_margin_parameter():
+    """Real inputs are clipped to the fitted training range widened by ``input_margin`` (None:
+    never); a bad value is a one-line error naming it."""
+    df = mixed_frame(60)
+    est = DensityEstimator(**FAST).fit(df)
+    cols = est.model_.columns
+    assert est.model_.config()["input_margin"] == 1.0 and cols.lo is not None
+    real = cols.real_idx
+    assert bool((cols.hi[real] - cols.lo[real] > 2.0).all()) and bool(torch.isinf(cols.lo[cols.binary_idx]).all())
+    assert DensityEstimator(**FAST, input_margin=None).fit(df).model_.columns.lo is None
+    for bad in (-1.0, "1", True):
+        with pytest.raises(ValueError, match=r"^input_margin: expected a non-negative number or None"):
+            DensityEstimator(**FAST, input_margin=bad).fit(df)
+
+
 def test_params_and_repr():
     est = DensityEstimator(hidden=(8,), epochs=3)
     params = est.get_params()

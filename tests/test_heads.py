@@ -724,3 +724,106 @@ def test_a_huge_log_scale_is_capped_alike_in_density_cdf_and_draws():
     cdf = heads.mixture_cdf(block[:3].double(), z.double(), 1e-3)
     torch.testing.assert_close(cdf, torch.as_tensor(norm.cdf(z.numpy(), 3.0, sigma)), rtol=1e-9, atol=1e-12)
     assert kstest(draws.double().numpy(), norm(3.0, sigma).cdf).pvalue > 1e-3
+
+
+# -- the networks' input range: clipping keeps the density exact -------------------------------
+
+
+def two_real_integral(model, member: int) -> float:
+    """The double integral of member ``member``'s density over two real columns (outer column
+    by its empty-prefix mixture's rule, inner by a rule for every outer node)."""
+    cols = model.columns
+    first, second = model.ordering(member).tolist()
+    x = cols.loc[None].clone()
+    outer, w_outer = quadrature(cols, first, params_given(model, x, member, [])[:, None, cols.param_slice(first)])
+    x = cols.loc.expand(outer.shape[1], -1).clone()
+    x[:, first] = outer[0]
+    inner_blocks = params_given(model, x, member, [first])[:, None, cols.param_slice(second)]
+    inner, w_inner = quadrature(cols, second, inner_blocks)
+    grid = x[:, None, :].expand(-1, inner.shape[1], -1).clone()
+    grid[..., second] = inner
+    dens = member_log_prob(model, grid.reshape(-1, 2), member).exp().reshape(inner.shape)
+    return float((w_outer[0] * (w_inner * dens).sum(1)).sum())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_clipped_inputs_keep_the_density_normalized(kind):
+    """A narrow input range (a tenth of a standard deviation around the mean, no margin): most
+    quadrature nodes of the outer column reach the network clipped, and the joint still
+    integrates to one."""
+    model = build(kind, ["real:2", "real:2"], activation="relu")
+    cols = model.columns
+    narrow = np.array(REAL_STATS)[:, 0] + np.array(REAL_STATS)[:, 1] * np.array([[-0.1], [0.1]])
+    cols.fit_input_range(narrow, margin=0.0)
+    torch.testing.assert_close(cols.lo, torch.full((2,), -0.1, dtype=torch.float64))
+    with torch.no_grad():
+        for member in members(model):
+            first = int(model.ordering(member)[0])
+            x = cols.loc[None].clone()
+            outer, _ = quadrature(cols, first, params_given(model, x, member, [])[:, None, cols.param_slice(first)])
+            z = (outer - cols.loc[first]) / cols.scale[first]
+            assert float(((z < -0.1) | (z > 0.1)).double().mean()) > 0.5  # clipping bites
+            total = two_real_integral(model, member)
+            assert abs(total - 1) < 1e-6, f"member {member}: integral {total}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_inputs_are_clipped_only_outside_the_training_range(kind):
+    """Within the training range the model is the unclipped one (same weights, bit for bit);
+    outside it, every later column's parameters are those of the value clamped to the bound."""
+    columns = ["real:2", "categorical:3", "real:3"]
+    clipped = build(kind, columns)
+    plain = build(kind, columns, input_margin=None)
+    train = fake_data(clipped.columns, 400)
+    assert clipped.columns.lo is not None and plain.columns.lo is None
+    with torch.no_grad():
+        inside = torch.as_tensor(train[:50])
+        torch.testing.assert_close(clipped.log_prob(inside), plain.log_prob(inside), rtol=0, atol=0)
+        cols = clipped.columns
+        rank = rank_of(clipped.ordering(0))
+        j0 = min((0, 2), key=lambda j: rank[j])  # the real column that comes first: something follows it
+        bound = float(cols.hi[j0] * cols.scale[j0] + cols.loc[j0])  # data units
+        far, at_bound = inside.clone(), inside.clone()
+        far[:, j0] = bound + 3 * float(cols.scale[j0])
+        at_bound[:, j0] = bound
+        assert not torch.allclose(clipped.log_prob(far), plain.log_prob(far))
+        for member in members(clipped):
+            p_far = params_given(clipped, far, member, [j0])
+            p_bound = params_given(clipped, at_bound, member, [j0])
+            rank = rank_of(clipped.ordering(member))
+            others = [j for j in range(3) if j != j0]
+            later = others if isinstance(clipped, ardens.DeepNADE) else [j for j in others if rank[j] > rank[j0]]
+            for j in later:
+                s = cols.param_slice(j)
+                torch.testing.assert_close(p_far[:, s], p_bound[:, s], rtol=0, atol=0)
+        assert bool(torch.isfinite(clipped.log_prob(far)).all())
+
+
+def test_a_checkpoint_without_an_input_range_loads_unclipped_and_can_gain_one(tmp_path):
+    """Configs written before clipping existed have no ``input_margin``: they load unclipped;
+    ``fit_input_range(train, margin)`` gives such a model the range a new model fits, and the
+    range is saved."""
+    new = build("made", ["real:2", "real:3"])
+    config = {k: v for k, v in new.config().items() if k != "input_margin"}
+    old = ardens.serialization.model_from_config("MADE", config).double()
+    assert old.columns.lo is None and old.config()["input_margin"] is None
+    old.load_state_dict({k: v for k, v in new.state_dict().items() if k not in ("columns.lo", "columns.hi")})
+    train = fake_data(new.columns, 400)
+    far = torch.as_tensor(train[:20] + np.array([0.0, 50.0]))
+    far[:, 0] += 1e3
+    with torch.no_grad():
+        assert not torch.allclose(old.log_prob(far), new.log_prob(far))
+        old.columns.fit_input_range(train, margin=1.0)
+        torch.testing.assert_close(old.log_prob(far), new.log_prob(far), rtol=0, atol=0)
+    ardens.save(old, tmp_path / "m.safetensors")
+    back = ardens.load(tmp_path / "m.safetensors").double()
+    assert back.config()["input_margin"] == 1.0
+    torch.testing.assert_close(back.columns.hi, new.columns.hi)
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.inf, math.nan, True, "1"])
+def test_a_bad_input_margin_is_a_one_line_error(bad):
+    with pytest.raises(ValueError, match=r"^input_margin: expected a non-negative number or None"):
+        heads.Columns(["real"], input_margin=bad)
+    with pytest.raises(ValueError, match="input_margin"):
+        ardens.MADE(columns=["real"], hidden=[4], input_margin=bad)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_positive_int
-from .heads import DEFAULT_MIN_SCALE, Columns
+from .heads import DEFAULT_INPUT_MARGIN, DEFAULT_MIN_SCALE, Columns
 
 __all__ = [
     "AutoregressiveModel",
@@ -55,7 +55,12 @@ def activation_fn(name: str):
     raise ValueError(f"activation: expected one of {ACTIVATIONS}; got {name!r}")
 
 
-def resolve_columns(n_inputs: int | None, columns: Any, min_scale: float | None = None) -> Columns:
+def resolve_columns(
+    n_inputs: int | None,
+    columns: Any,
+    min_scale: float | None = None,
+    input_margin: float | None = DEFAULT_INPUT_MARGIN,
+) -> Columns:
     """The model's :class:`~ardens.heads.Columns`: ``columns`` (a list of column specs), or
     ``n_inputs`` binary columns; both given must agree."""
     if columns is None:
@@ -66,7 +71,7 @@ def resolve_columns(n_inputs: int | None, columns: Any, min_scale: float | None 
         columns = columns.specs()
     if isinstance(columns, str):
         columns = [columns] * check_positive_int("n_inputs", n_inputs) if n_inputs is not None else [columns]
-    cols = Columns(list(columns), **({} if min_scale is None else {"min_scale": min_scale}))
+    cols = Columns(list(columns), **({} if min_scale is None else {"min_scale": min_scale}), input_margin=input_margin)
     if n_inputs is not None and check_positive_int("n_inputs", n_inputs) != cols.n:
         raise ValueError(f"n_inputs: {n_inputs} does not match the {cols.n} columns given")
     return cols
@@ -107,6 +112,8 @@ class AutoregressiveModel(nn.Module):
         out: dict[str, Any] = {"columns": self.columns.specs()}
         if self.columns.min_scale != DEFAULT_MIN_SCALE:
             out["min_scale"] = self.columns.min_scale
+        if self.columns.loc is not None:  # real columns: always written (absent = a checkpoint from before clipping)
+            out["input_margin"] = self.columns.input_margin
         return out
 
     def context_config(self) -> dict[str, Any]:

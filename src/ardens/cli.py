@@ -72,6 +72,11 @@ _non_negative_float = _number(float, "a non-negative number", lambda v: v >= 0)
 _unit_float = _number(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
+def _margin(text: str) -> float | None:
+    """``--input-margin``: a non-negative number, or ``none`` (inputs never clipped)."""
+    return None if text.strip().lower() == "none" else _non_negative_float(text)
+
+
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument(
         "--data",
@@ -183,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-scale",
         type=_non_negative_float,
         help="real columns: floor of each mixture component's standard deviation, in standardized units (default 1e-3)",
+    )
+    p.add_argument(
+        "--input-margin",
+        type=_margin,
+        default=1.0,  # heads.DEFAULT_INPUT_MARGIN (not imported here: the CLI imports torch lazily)
+        help="real columns: the network sees each input clipped to the training range widened by this many"
+        " standard deviations; the density stays exact (default 1; 'none': never clipped)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument(
@@ -555,6 +567,7 @@ def _train(args: argparse.Namespace, run: Path) -> int:
             ModelConfig(
                 first_hidden=args.first_hidden,
                 min_scale=args.min_scale,
+                input_margin=args.input_margin,
                 hidden=args.hidden if args.hidden is not None else [500],
                 activation=args.activation,
                 ordering=args.ordering,

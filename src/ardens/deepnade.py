@@ -58,6 +58,7 @@ from .base import (
     resolve_columns,
     sample_ensemble,
 )
+from .heads import DEFAULT_INPUT_MARGIN
 from .masks import OrderingSpec, check_ordering, make_ordering
 
 __all__ = ["DeepNADE"]
@@ -80,6 +81,8 @@ class DeepNADE(AutoregressiveModel):
         activation: ``"relu"`` (as in the paper) or ``"sigmoid"``.
         columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
         min_scale: the mixture heads' standard-deviation floor (standardized units).
+        input_margin: real inputs reach the network clipped to the training range widened by
+            this many standard deviations (:mod:`ardens.heads`; ``None``: never clipped).
         context_features: ``C``, the width of a context ``c``; ``C > 0`` makes the model the
             conditional density ``p(x | c)`` (module docstring), and every call then requires
             ``context=c``, shape ``(..., C)`` (or one row ``(C,)`` for all rows).
@@ -100,11 +103,12 @@ class DeepNADE(AutoregressiveModel):
         activation: str = "relu",
         columns: Any = None,
         min_scale: float | None = None,
+        input_margin: float | None = DEFAULT_INPUT_MARGIN,
         context_features: int = 0,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.columns = resolve_columns(n_inputs, columns, min_scale)
+        self.columns = resolve_columns(n_inputs, columns, min_scale, input_margin)
         self.n_inputs = n = self.columns.n
         self.hidden = check_sizes("hidden", hidden)
         if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):

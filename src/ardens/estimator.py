@@ -250,6 +250,8 @@ class DensityEstimator:
         validation_fraction: the share of rows (shuffled, at least one) held out for early
             stopping; the model keeps its best validation epoch's weights.
         min_scale: the mixture components' standard-deviation floor (standardized units).
+        input_margin: real inputs reach the network clipped to the training range widened by
+            this many standard deviations (the density stays exact; ``None``: never clipped).
         random_state: an int, None (0: fitting is deterministic) or a ``numpy.random.RandomState``
             (an int is drawn from it); seeds the split, the weights and the minibatches.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
@@ -306,6 +308,7 @@ class DensityEstimator:
         patience=20,
         validation_fraction=0.1,
         min_scale=1e-3,
+        input_margin=1.0,
         random_state=None,
         device="cpu",
         context_columns=None,
@@ -322,6 +325,7 @@ class DensityEstimator:
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.min_scale = min_scale
+        self.input_margin = input_margin
         self.random_state = random_state
         self.device = device
         self.context_columns = context_columns
@@ -340,6 +344,7 @@ class DensityEstimator:
         "patience",
         "validation_fraction",
         "min_scale",
+        "input_margin",
         "random_state",
         "device",
         "context_columns",
@@ -465,6 +470,7 @@ class DensityEstimator:
             num_masks=_positive_int("num_masks", self.num_masks),
             seed=seed,
             min_scale=float(self.min_scale),
+            input_margin=None if self.input_margin is None else float(self.input_margin),
             context_features=0 if enc is None else enc.width,
         )
         # build_model draws the weights from torch's global CPU generator: seed it, and restore it after
@@ -569,6 +575,9 @@ class DensityEstimator:
             raise ValueError(f"validation_fraction: expected a number in (0, 1); got {frac!r}")
         if isinstance(self.min_scale, bool) or not isinstance(self.min_scale, numbers.Real):
             raise ValueError(f"min_scale: expected a non-negative number; got {self.min_scale!r}")
+        margin = self.input_margin
+        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, numbers.Real)):
+            raise ValueError(f"input_margin: expected a non-negative number or None; got {margin!r}")
         for name in ("lr", "weight_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -68,6 +68,7 @@ from .base import (
     resolve_columns,
     sample_ensemble,
 )
+from .heads import DEFAULT_INPUT_MARGIN
 from .masks import HiddenDegrees, OrderingSpec, made_degrees
 
 __all__ = ["MADE", "MaskedLinear"]
@@ -120,6 +121,8 @@ class MADE(AutoregressiveModel):
             :meth:`conditionals`, the network is deterministic and the density exact.
         columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
         min_scale: the mixture heads' standard-deviation floor (standardized units).
+        input_margin: real inputs reach the network clipped to the training range widened by
+            this many standard deviations (:mod:`ardens.heads`; ``None``: never clipped).
         context_features: ``C``, the width of a context ``c``; ``C > 0`` makes the model the
             conditional density ``p(x | c)`` (module docstring): ``log_prob``, ``sample``,
             ``sample_slow``, ``params``, ``conditionals``, ``encoded_params``,
@@ -140,10 +143,11 @@ class MADE(AutoregressiveModel):
         dropout: float = 0.0,
         columns: Any = None,
         min_scale: float | None = None,
+        input_margin: float | None = DEFAULT_INPUT_MARGIN,
         context_features: int = 0,
     ) -> None:
         super().__init__()
-        self.columns = resolve_columns(n_inputs, columns, min_scale)
+        self.columns = resolve_columns(n_inputs, columns, min_scale, input_margin)
         self.n_inputs = n = self.columns.n
         self.hidden = check_sizes("hidden", hidden)
         self.num_masks = check_positive_int("num_masks", num_masks)

@@ -60,6 +60,7 @@ from .base import (
     resolve_columns,
     uniforms,
 )
+from .heads import DEFAULT_INPUT_MARGIN
 from .masks import OrderingSpec, make_ordering
 
 __all__ = ["NADE"]
@@ -82,6 +83,8 @@ class NADE(AutoregressiveModel):
             context the parameter is a pre-activation, ``h_1 = act(h1 + W_context c)``).
         columns: column types (:mod:`ardens.heads`), e.g. ``["real", "categorical:3"]``.
         min_scale: the mixture heads' standard-deviation floor (standardized units).
+        input_margin: real inputs reach the network clipped to the training range widened by
+            this many standard deviations (:mod:`ardens.heads`; ``None``: never clipped).
         context_features: ``C``, the width of a context ``c``; ``C > 0`` makes the model the
             conditional density ``p(x | c)`` (module docstring), and then ``log_prob``,
             ``sample``, ``params``, ``encoded_params``, ``forward``/``training_loss``,
@@ -102,11 +105,12 @@ class NADE(AutoregressiveModel):
         first_hidden: str = "bias",
         columns: Any = None,
         min_scale: float | None = None,
+        input_margin: float | None = DEFAULT_INPUT_MARGIN,
         context_features: int = 0,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.columns = resolve_columns(n_inputs, columns, min_scale)
+        self.columns = resolve_columns(n_inputs, columns, min_scale, input_margin)
         self.n_inputs = n = self.columns.n
         self.hidden = d = check_positive_int("hidden", hidden)
         if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):

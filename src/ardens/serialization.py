@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from .base import AutoregressiveModel
 from .deepnade import DeepNADE
+from .heads import parse_column
 from .made import MADE
 from .nade import NADE
 
@@ -55,6 +56,10 @@ def model_from_config(name: str, config: dict[str, Any]) -> AutoregressiveModel:
         raise ValueError(f"model class: expected one of {sorted(MODEL_CLASSES)}; got {name!r}")
     if not isinstance(config, dict):
         raise ValueError(f"model config for {name}: expected a JSON object; got {type(config).__name__}")
+    if _has_real_column(config) and "input_margin" not in config:
+        # written before inputs were clipped (the key is always written for real columns since):
+        # such a model saw its inputs unclipped and holds no input-range buffers
+        config = {**config, "input_margin": None}
     try:
         return MODEL_CLASSES[name](**config)
     except ValueError as err:
@@ -62,6 +67,18 @@ def model_from_config(name: str, config: dict[str, Any]) -> AutoregressiveModel:
     except (TypeError, RuntimeError, OverflowError, IndexError, KeyError, AttributeError) as err:
         text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise ValueError(f"model config for {name}: {text}") from None
+
+
+def _has_real_column(config: dict[str, Any]) -> bool:
+    columns = config.get("columns")
+    if isinstance(columns, str):
+        columns = [columns]
+    if not isinstance(columns, list):
+        return False
+    try:
+        return any(parse_column(c).kind == "real" for c in columns)
+    except (ValueError, TypeError):  # the constructor reports a bad spec
+        return False
 
 
 def save(model: AutoregressiveModel, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:

@@ -85,6 +85,7 @@ from .base import AutoregressiveModel, context_kw, ensemble_size
 from .data import Dataset, array_checksum
 from .deepnade import DeepNADE
 from .evaluate import log_likelihoods
+from .heads import DEFAULT_INPUT_MARGIN
 from .made import MADE
 from .nade import NADE
 from .serialization import atomic_save_file, atomic_write_text, model_from_config, save
@@ -201,6 +202,7 @@ class ModelConfig:
     dropout: float = 0.0
     first_hidden: str = "bias"
     min_scale: float | None = None
+    input_margin: float | None = DEFAULT_INPUT_MARGIN
     context_features: int = 0
 
 
@@ -315,6 +317,7 @@ def build_model(kind: str, n_inputs: int, config: ModelConfig, columns: list[str
         extra["columns"] = list(columns)
         if config.min_scale is not None:
             extra["min_scale"] = config.min_scale
+        extra["input_margin"] = config.input_margin
     if config.first_hidden != "bias":
         if kind != "nade":
             raise ValueError("first_hidden: only for NADE")
