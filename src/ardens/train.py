@@ -917,60 +917,21 @@ def _minibatch_epoch(
     model, optimizer, generator, train, config, state, progress, epoch0, run_dir=None, context=None
 ) -> float:
     """One pass over shuffled minibatches; the mean of their losses (``context``: the rows'
-    contexts, shuffled with them). Under DDP (``model`` the wrapper), see :func:`_ddp_epoch`."""
+    contexts, shuffled with them). Under DDP (``model`` the wrapper) each rank computes its
+    share of every minibatch (:func:`_ddp_batch_loss`)."""
+    n = len(train)
+    perm = torch.randperm(n, generator=generator).to(train.device)
     if distributed.is_distributed():
-        return _ddp_epoch(model, optimizer, generator, train, config, state, progress, epoch0, run_dir, context)
-    n = len(train)
-    perm = torch.randperm(n, generator=generator).to(train.device)
+        batch_loss = _ddp_batch_loss(model, train, config, state, epoch0, context)
+    else:
+        batch_loss = _local_batch_loss(model, generator, train, state, context)
     total = 0.0
     bar = tqdm(range(math.ceil(n / config.batch_size)), desc=f"epoch {epoch0 + 1}", leave=False, disable=not progress)
     for b in bar:
         rows = perm[b * config.batch_size : (b + 1) * config.batch_size]
-        xb = train[rows]
-        cb = None if context is None else context[rows]
-        loss = model(xb, training_step=state["step"], generator=generator, **context_kw(cb)).mean()
-        value = float(loss.detach())
-        if not math.isfinite(value):  # before the step: the weights stay finite
-            raise _DivergedError(epoch0 + 1, f"training loss {value} at step {state['step']}", state["lr"], run_dir)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        state["step"] += 1
-        total += value * len(xb)
-        bar.set_postfix(nll=f"{total / (b * config.batch_size + len(xb)):.3f}")
-    bar.close()
-    return total / n
-
-
-def _ddp_epoch(net, optimizer, generator, train, config, state, progress, epoch0, run_dir=None, context=None) -> float:
-    """One epoch under DDP. Every rank draws the same permutation from the shared shuffling
-    ``generator`` and so the same global minibatches of ``batch_size`` rows; rank ``r`` of ``W``
-    takes rows ``r, r + W, ...`` of each. Its loss is the sum of its rows' losses times
-    ``W / rows in the global batch``: DDP's average of the ranks' gradients is then exactly the
-    gradient of the global batch's mean loss (a last partial batch included; a rank left without
-    a row contributes zero). Per-row randomness (DeepNADE's orderings, dropout) comes from
-    streams seeded by (seed, rank, epoch), so a resumed run repeats them. The ranks' loss sums
-    are all-reduced every step: all see the same training NLL, and stop together on a NaN."""
-    world, me = distributed.world_size(), distributed.rank()
-    rows_generator = torch.Generator().manual_seed(distributed.rank_seed(config.seed, me, epoch0))
-    torch.manual_seed(distributed.rank_seed(config.seed, me, epoch0, 1))  # dropout draws from torch's RNG
-    n = len(train)
-    perm = torch.randperm(n, generator=generator).to(train.device)
-    total = 0.0
-    bar = tqdm(range(math.ceil(n / config.batch_size)), desc=f"epoch {epoch0 + 1}", leave=False, disable=not progress)
-    for b in bar:
-        rows = perm[b * config.batch_size : (b + 1) * config.batch_size]
-        mine = rows[me::world]
-        share = len(mine)
-        if not share:  # fewer rows than ranks: a zero loss still joins the gradient all-reduce
-            mine = rows[:1]
-        cb = None if context is None else context[mine]
-        per_row = net(train[mine], training_step=state["step"], generator=rows_generator, **context_kw(cb))
-        local = per_row.sum()
-        loss = local * (_loss_scale(world, len(rows)) if share else 0.0)
-        (batch_sum,) = distributed.all_reduce_sums([float(local.detach()) if share else 0.0])
+        loss, batch_sum = batch_loss(rows)
         value = batch_sum / len(rows)
-        if not math.isfinite(value):  # before the step, on every rank: the weights stay finite
+        if not math.isfinite(value):  # before the step (on every rank): the weights stay finite
             raise _DivergedError(epoch0 + 1, f"training loss {value} at step {state['step']}", state["lr"], run_dir)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -980,6 +941,46 @@ def _ddp_epoch(net, optimizer, generator, train, config, state, progress, epoch0
         bar.set_postfix(nll=f"{total / (b * config.batch_size + len(rows)):.3f}")
     bar.close()
     return total / n
+
+
+def _local_batch_loss(model, generator, train, state, context):
+    """``rows -> (the minibatch's mean loss, the sum of its rows' losses as a float)``."""
+
+    def batch_loss(rows):
+        cb = None if context is None else context[rows]
+        loss = model(train[rows], training_step=state["step"], generator=generator, **context_kw(cb)).mean()
+        return loss, float(loss.detach()) * len(rows)
+
+    return batch_loss
+
+
+def _ddp_batch_loss(net, train, config, state, epoch0, context):
+    """``rows -> (this rank's loss, the global minibatch's loss sum)`` under DDP. Every rank
+    draws the same permutation from the shared shuffling generator and so the same global
+    minibatches of ``batch_size`` rows; rank ``r`` of ``W`` takes rows ``r, r + W, ...`` of each.
+    Its loss is the sum of its rows' losses times ``W / rows in the global batch``: DDP's average
+    of the ranks' gradients is then exactly the gradient of the global batch's mean loss (a last
+    partial batch included; a rank left without a row contributes zero). Per-row randomness
+    (DeepNADE's orderings, dropout) comes from streams seeded by (seed, rank, epoch), so a
+    resumed run repeats them. The ranks' loss sums are all-reduced every step: all see the same
+    training NLL, and stop together on a NaN."""
+    world, me = distributed.world_size(), distributed.rank()
+    rows_generator = torch.Generator().manual_seed(distributed.rank_seed(config.seed, me, epoch0))
+    torch.manual_seed(distributed.rank_seed(config.seed, me, epoch0, 1))  # dropout draws from torch's RNG
+
+    def batch_loss(rows):
+        mine = rows[me::world]
+        share = len(mine)
+        if not share:  # fewer rows than ranks: a zero loss still joins the gradient all-reduce
+            mine = rows[:1]
+        cb = None if context is None else context[mine]
+        per_row = net(train[mine], training_step=state["step"], generator=rows_generator, **context_kw(cb))
+        local = per_row.sum()
+        loss = local * (_loss_scale(world, len(rows)) if share else 0.0)
+        (batch_sum,) = distributed.all_reduce_sums([float(local.detach()) if share else 0.0])
+        return loss, batch_sum
+
+    return batch_loss
 
 
 def _loss_scale(world: int, global_rows: int) -> float:
