@@ -6,7 +6,9 @@ added to the first layer's pre-activations (only if it is 1), and each hidden un
 degree ``k + 1`` is finalized and pushed into the layer above (only if it is nonzero).
 Masked weights guarantee that a pre-activation is complete when its unit is finalized,
 and that output ``k`` has received every unit it depends on when it is read. Total work
-per sample is one forward pass, with the zeros of ``x`` and of ReLU units skipped.
+per sample is one forward pass, with the zeros of ``x`` and of ReLU units skipped, and the
+masked zeros of every weight row: units are sorted by degree, so a row's nonzeros are a
+suffix of it (a unit of degree m feeds the units above of degree >= m, outputs of degree > m).
 """
 
 from __future__ import annotations
@@ -47,23 +49,31 @@ if AVAILABLE:
                     g = given[i, k]
                     if (g == 1.0) if g == g else (u[i, k] < 1.0 / (1.0 + math.exp(-out[e, k]))):
                         x[i, k] = 1.0
-                        target = pres[0][e]
+                        # input k (degree k + 1) feeds the units of degree >= k + 1 and the
+                        # outputs after it: the masked zeros before them are skipped (as views:
+                        # a loop from a variable start compiles 2x slower than one over a view)
+                        s0 = k + 1 if L == 0 else ends[0, k]  # no hidden layer: it feeds the outputs
+                        target, src = pres[0][e][s0:], first[k][s0:]
                         for v in range(target.shape[0]):
-                            target[v] += first[k, v]
+                            target[v] += src[v]
                         if has_direct:
-                            for v in range(n):
-                                out[e, v] += direct[k, v]
+                            dout, dsrc = out[e][k + 1 :], direct[k][k + 1 :]
+                            for v in range(dout.shape[0]):
+                                dout[v] += dsrc[v]
                     else:
                         x[i, k] = 0.0
                 for layer in range(L):
                     below, above, w = pres[layer], pres[layer + 1], mats[layer + 1]
+                    # a unit of degree k + 1 feeds the units above of degree >= k + 1 (outputs:
+                    # those after output k); the units above are sorted by degree
+                    start = k + 1 if layer == L - 1 else ends[layer + 1, k]
                     for unit in range(ends[layer, k], ends[layer, k + 1]):
-                        row = w[unit]
+                        row = w[unit][start:]
                         for e in range(hi - lo):
                             a = below[e, unit]
                             h = (a if a > 0.0 else 0.0) if relu else 1.0 / (1.0 + math.exp(-a))
                             if h != 0.0:
-                                dest = above[e]
+                                dest = above[e][start:]
                                 for v in range(dest.shape[0]):
                                     dest[v] += row[v] * h
 
