@@ -30,9 +30,10 @@ if AVAILABLE:
     from ._nade_cpu import KERNEL_OPTIONS
 
     @njit(parallel=True, **KERNEL_OPTIONS)
-    def _sample_kernel(u, mats, biases, ends, direct, has_direct, relu, given, x):
+    def _sample_kernel(u, order, mats, biases, ends, direct, has_direct, relu, given, x):
         """Samples in tiles of ``TILE``: all samples of a member finalize the same units at
-        the same step, so each weight row is read once per tile, not once per sample."""
+        the same step, so each weight row is read once per tile, not once per sample. ``u``,
+        ``given`` and ``x`` are in column order; step ``k`` draws column ``order[k]``."""
         B, n = u.shape
         L = len(mats) - 1
         first = mats[0]
@@ -46,9 +47,10 @@ if AVAILABLE:
             for k in range(n):
                 for e in range(hi - lo):
                     i = lo + e
-                    g = given[i, k]
-                    if (g == 1.0) if g == g else (u[i, k] < 1.0 / (1.0 + math.exp(-out[e, k]))):
-                        x[i, k] = 1.0
+                    col = order[k]
+                    g = given[i, col]
+                    if (g == 1.0) if g == g else (u[i, col] < 1.0 / (1.0 + math.exp(-out[e, k]))):
+                        x[i, col] = 1.0
                         # input k (degree k + 1) feeds the units of degree >= k + 1 and the
                         # outputs after it: the masked zeros before them are skipped (as views:
                         # a loop from a variable start compiles 2x slower than one over a view)
@@ -61,7 +63,7 @@ if AVAILABLE:
                             for v in range(dout.shape[0]):
                                 dout[v] += dsrc[v]
                     else:
-                        x[i, k] = 0.0
+                        x[i, col] = 0.0
                 for layer in range(L):
                     below, above, w = pres[layer], pres[layer + 1], mats[layer + 1]
                     # a unit of degree k + 1 feeds the units above of degree >= k + 1 (outputs:
@@ -83,17 +85,15 @@ def sample_member(model, u: torch.Tensor, i: int, given: torch.Tensor | None = N
     (``u``'s shape) is not NaN, the sample takes its value instead of a draw (with the given
     entries a prefix of the member's ordering: conditional samples)."""
     order, mats, biases, ends, direct = _prepared(model, i)
-    uo = np.ascontiguousarray(u[:, torch.as_tensor(order)].numpy())
-    xo = np.empty_like(uo)
+    un = np.ascontiguousarray(u.numpy())
     if given is None:
-        go = np.full(uo.shape, np.nan, dtype=uo.dtype)
+        gn = np.full(un.shape, np.nan, dtype=un.dtype)
     else:
-        go = np.ascontiguousarray(given[:, torch.as_tensor(order)].to(u.dtype).numpy())
+        gn = np.ascontiguousarray(given.to(u.dtype).numpy())
+    xn = np.empty_like(un)
     relu = model.activation == "relu"
-    _sample_kernel(uo, mats, biases, ends, direct, model.direct_layer is not None, relu, go, xo)
-    x = torch.empty(xo.shape, dtype=model.layers[0].weight.dtype)
-    x[:, torch.as_tensor(order)] = torch.from_numpy(xo)
-    return x
+    _sample_kernel(un, order, mats, biases, ends, direct, model.direct_layer is not None, relu, gn, xn)
+    return torch.from_numpy(xn).to(model.layers[0].weight.dtype)
 
 
 CACHE_MAX_ELEMENTS = 20_000_000  # larger models rebuild at every call (the cache would double their memory)
