@@ -380,10 +380,11 @@ class MADE(AutoregressiveModel):
 
         Each sample is drawn from one member (``mask``, or uniformly chosen per sample for
         ``K > 1``: that samples the mixture), one dimension at a time in that member's
-        ordering. All-binary models compute each hidden unit once, as soon as its inputs are
-        known; other column types (and context models) run one masked pass per column.
+        ordering. Every model computes each hidden unit once, as soon as its inputs are known
+        (all-binary models without context on a compiled kernel where numba is present);
+        :meth:`sample_slow` runs one masked pass per column.
         """
-        fast = _sample_member_fast if self.columns.all_binary and not self.context_features else _sample_member_n_pass
+        fast = _sample_member_fast if self.columns.all_binary and not self.context_features else _sample_member_typed
         return self._sample(num, generator, mask, fast, context)
 
     @torch.no_grad()
@@ -426,6 +427,75 @@ def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
     if _made_cpu.AVAILABLE and _nade_cpu.handles(model._reference()):
         return _made_cpu.sample_member(model, u, i)
     return _sample_member_by_degree(model, u, i)
+
+
+@torch.no_grad()
+def _sample_member_typed(model: MADE, u: torch.Tensor, i: int, ctx: torch.Tensor | None = None) -> torch.Tensor:
+    """Sample member ``i`` of a MADE of any column types (and context), computing each hidden
+    unit once, in order of degree: the draws of :func:`_sample_member_n_pass` for the same
+    uniforms (its sums over the masked zeros left out, so equal up to rounding).
+
+    Encoded inputs and units are sorted by degree. After column ``k`` of the ordering (degree
+    ``k + 1``) is drawn and encoded (one-hot, or standardized and clipped), the units of degree
+    ``k + 1`` are computed from the inputs and units below of degree ``<= k + 1``; column
+    ``k``'s parameters need only top units of degree ``<= k`` (and, directly, inputs of degree
+    ``<= k``). The context reaches the first layer and the outputs unmasked, as in a pass."""
+    cols = model.columns
+    act = activation_fn(model.activation)
+    n, dev = cols.n, u.device
+    degrees = model.member_degrees(i)
+    masks = model.member_masks(i)
+    d_in = degrees[0][cols.input_column.numpy()]
+    below = np.argsort(d_in, kind="stable")  # input units by degree (a column's units stay together, in order)
+    in_ends = np.searchsorted(d_in[below], np.arange(n + 1), side="right")  # inputs of degree <= m
+    weights, biases, ends = [], [], []
+    for layer, mask, deg in zip(model.layers[:-1], masks, degrees[1:]):
+        perm = np.argsort(deg, kind="stable")
+        w = layer.masked_weight(mask)[torch.as_tensor(perm, device=dev)][:, torch.as_tensor(below, device=dev)]
+        weights.append(w)
+        biases.append(layer.bias[torch.as_tensor(perm, device=dev)])
+        ends.append(np.searchsorted(deg[perm], np.arange(n + 1), side="right"))  # units of degree <= m
+        below = perm
+    top = torch.as_tensor(below, device=dev)
+    out_w = model.layers[-1].masked_weight(masks[len(model.layers) - 1])[:, top]
+    out_b = model.layers[-1].bias
+    in_sorted = torch.as_tensor(np.argsort(d_in, kind="stable"), device=dev)
+    direct_w = None if model.direct_layer is None else model.direct_layer.masked_weight(masks[-1])[:, in_sorted]
+    ctx_first = ctx_out = None
+    if ctx is not None:
+        ctx_out = model.context_out(ctx)
+        if model.context_layer is not None:
+            ctx_first = model.context_layer(ctx)[:, torch.as_tensor(np.argsort(degrees[1], kind="stable"), device=dev)]
+    B = u.shape[0]
+    uu = u if u.dim() == 3 else u.unsqueeze(-1)
+    x = u.new_zeros(B, n)
+    e = u.new_zeros(B, cols.input_width)  # encoded inputs, sorted by degree
+    hs = [u.new_zeros(B, w.shape[0]) for w in weights]
+
+    def compute_units(m: int) -> None:
+        """The units of degree ``m`` of every layer (the inputs of degree ``<= m`` are in ``e``)."""
+        inputs, width = e, in_ends[m]
+        for layer, (h, w, bias, end) in enumerate(zip(hs, weights, biases, ends)):
+            lo, hi = end[m - 1], end[m]  # hidden degrees are >= 1
+            if hi > lo:
+                pre = torch.addmm(bias[lo:hi], inputs[:, :width], w[lo:hi, :width].t())
+                if layer == 0 and ctx_first is not None:
+                    pre = pre + ctx_first[:, lo:hi]
+                h[:, lo:hi] = act(pre)
+            inputs, width = h, hi
+
+    for k, j in enumerate(np.argsort(degrees[0], kind="stable").tolist()):
+        s = cols.param_slice(j)
+        feed = hs[-1][:, : ends[-1][k]] if hs else e[:, : in_ends[k]]
+        z = torch.addmm(out_b[s], feed, out_w[s, : feed.shape[1]].t())
+        if direct_w is not None:
+            z = z + e[:, : in_ends[k]] @ direct_w[s, : in_ends[k]].t()
+        if ctx_out is not None:
+            z = z + ctx_out[:, s]
+        x[:, j] = cols.sample_column(j, z, uu[:, j])
+        e[:, in_ends[k] : in_ends[k + 1]] = cols.encode_column(j, x[:, j], standardized=False)
+        compute_units(k + 1)
+    return x
 
 
 def _sample_member_n_pass(model: MADE, u: torch.Tensor, i: int, ctx: torch.Tensor | None = None) -> torch.Tensor:
