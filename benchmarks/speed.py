@@ -380,7 +380,45 @@ def real_cases(device: str, hidden: int = 100) -> list[dict]:
             "ref": ref,
             "impls": [(label, lambda b=b: sample_step(b(), 1000)) for label, b in ours + peers],
         },
+        {
+            "case": f"MADE-MoG sample vs log_prob, {REAL_DIM} dims, 1000",
+            "examples": 1000,
+            "impls": [
+                ("ardens sample", lambda: sample_step(real_model("MADE-MoG", hidden, device), 1000)),
+                ("ardens log_prob", lambda: eval_step(real_model("MADE-MoG", hidden, device), REAL_DATA, 1000)),
+                (
+                    "ardens sample_slow (a pass per column)",
+                    lambda: sample_step(real_model("MADE-MoG", hidden, device), 1000, "sample_slow"),
+                ),
+            ],
+            "ref": "ardens log_prob",
+        },
+        {
+            "case": f"categorical MADE sample vs log_prob, {CAT_DIM}x{CAT_LEVELS}, 1000",
+            "examples": 1000,
+            "impls": [
+                ("ardens sample", lambda: sample_step(categorical_model(hidden, device), 1000)),
+                ("ardens log_prob", lambda: eval_step(categorical_model(hidden, device), CAT_DATA.to(device), 1000)),
+                (
+                    "ardens sample_slow (a pass per column)",
+                    lambda: sample_step(categorical_model(hidden, device), 1000, "sample_slow"),
+                ),
+            ],
+            "ref": "ardens log_prob",
+        },
     ]
+
+
+CAT_DIM, CAT_LEVELS = 20, 5
+# codes of a 20-column categorical table (uniform: the rate does not depend on the values)
+CAT_DATA = torch.randint(CAT_LEVELS, (1000, CAT_DIM), generator=torch.Generator().manual_seed(0)).float()
+
+
+def categorical_model(hidden: int, device: str):
+    """A MADE with two layers of ``hidden`` over ``CAT_DIM`` categorical columns (one-hot inputs)."""
+    model = ardens.MADE(CAT_DIM, [hidden, hidden], columns=[f"categorical:{CAT_LEVELS}"] * CAT_DIM)
+    model.init_from_data(CAT_DATA)
+    return model.to(device)
 
 
 def sync(device: str) -> None:
