@@ -357,9 +357,19 @@ class MADE(AutoregressiveModel):
             self, x, observed, generator=generator, draws=draws, fill=fill, mask=mask, context=context
         )
 
-    def _draw_given(self, x: torch.Tensor, observed: torch.Tensor, member: int, u: torch.Tensor) -> torch.Tensor | None:
-        """Prefix-conditional draws on the sampling kernel, or None (:func:`_draw_given_fast`)."""
-        return _draw_given_fast(self, x, observed, member, u)
+    def _draw_given(
+        self, x: torch.Tensor, observed: torch.Tensor, member: int, u: torch.Tensor, ctx: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Prefix-conditional draws (observed values kept, the others drawn in member
+        ``member``'s order with uniforms ``u``, ``(B, n, per_column)``): on the numba kernel for
+        all-binary models without context (:func:`_draw_given_fast`), else each hidden unit
+        computed once, in order of degree (:func:`_sample_member_typed`)."""
+        if u.shape[-1] == 1 and ctx is None:
+            drawn = _draw_given_fast(self, x, observed, member, u[..., 0])
+            if drawn is not None:
+                return drawn
+        given = torch.where(observed, x, torch.full_like(x, math.nan))
+        return _sample_member_typed(self, u.to(x), member, ctx, given=given)
 
     def _member_log_prob(self, flat: torch.Tensor, i: int, ctx: torch.Tensor | None = None) -> torch.Tensor:
         z = self._logits(flat, i, dropout=self.training, ctx=ctx)
@@ -430,7 +440,9 @@ def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _sample_member_typed(model: MADE, u: torch.Tensor, i: int, ctx: torch.Tensor | None = None) -> torch.Tensor:
+def _sample_member_typed(
+    model: MADE, u: torch.Tensor, i: int, ctx: torch.Tensor | None = None, given: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sample member ``i`` of a MADE of any column types (and context), computing each hidden
     unit once, in order of degree: the draws of :func:`_sample_member_n_pass` for the same
     uniforms (its sums over the masked zeros left out, so equal up to rounding).
@@ -439,7 +451,10 @@ def _sample_member_typed(model: MADE, u: torch.Tensor, i: int, ctx: torch.Tensor
     ``k + 1``) is drawn and encoded (one-hot, or standardized and clipped), the units of degree
     ``k + 1`` are computed from the inputs and units below of degree ``<= k + 1``; column
     ``k``'s parameters need only top units of degree ``<= k`` (and, directly, inputs of degree
-    ``<= k``). The context reaches the first layer and the outputs unmasked, as in a pass."""
+    ``<= k``). The context reaches the first layer and the outputs unmasked, as in a pass.
+    Where ``given`` (``(B, n)``) is not NaN, the sample takes its value instead of a draw (an
+    observed prefix of the ordering: conditional samples); a column given in every row is not
+    scored at all."""
     cols = model.columns
     act = activation_fn(model.activation)
     n, dev = cols.n, u.device
@@ -485,14 +500,18 @@ def _sample_member_typed(model: MADE, u: torch.Tensor, i: int, ctx: torch.Tensor
             inputs, width = h, hi
 
     for k, j in enumerate(np.argsort(degrees[0], kind="stable").tolist()):
-        s = cols.param_slice(j)
-        feed = hs[-1][:, : ends[-1][k]] if hs else e[:, : in_ends[k]]
-        z = torch.addmm(out_b[s], feed, out_w[s, : feed.shape[1]].t())
-        if direct_w is not None:
-            z = z + e[:, : in_ends[k]] @ direct_w[s, : in_ends[k]].t()
-        if ctx_out is not None:
-            z = z + ctx_out[:, s]
-        x[:, j] = cols.sample_column(j, z, uu[:, j])
+        draw = None if given is None else torch.isnan(given[:, j])
+        if draw is None or bool(draw.any()):
+            s = cols.param_slice(j)
+            feed = hs[-1][:, : ends[-1][k]] if hs else e[:, : in_ends[k]]
+            z = torch.addmm(out_b[s], feed, out_w[s, : feed.shape[1]].t())
+            if direct_w is not None:
+                z = z + e[:, : in_ends[k]] @ direct_w[s, : in_ends[k]].t()
+            if ctx_out is not None:
+                z = z + ctx_out[:, s]
+            x[:, j] = cols.sample_column(j, z, uu[:, j])
+        if draw is not None:
+            x[:, j] = torch.where(draw, x[:, j], given[:, j])
         e[:, in_ends[k] : in_ends[k + 1]] = cols.encode_column(j, x[:, j], standardized=False)
         compute_units(k + 1)
     return x

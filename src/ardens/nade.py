@@ -241,14 +241,16 @@ class NADE(AutoregressiveModel):
         columns a prefix of the ordering); ``fill``, ``draws`` and errors in :func:`ardens.queries.impute`."""
         return queries.impute(self, x, observed, generator=generator, draws=draws, fill=fill, context=context)
 
-    def _draw_given(self, x: torch.Tensor, observed: torch.Tensor, member: int, u: torch.Tensor) -> torch.Tensor | None:
+    def _draw_given(
+        self, x: torch.Tensor, observed: torch.Tensor, member: int, u: torch.Tensor, ctx: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
         """Conditional draws for an observed prefix on the sampling kernel (the observed values
-        kept, the others drawn in order with uniforms ``u``, ``(B, n)``): all-binary models
-        without context; None otherwise (:mod:`ardens.queries` then runs a pass per column)."""
-        if not self._fast:
+        kept, the others drawn in order with uniforms ``u``, ``(B, n, per_column)``): all-binary
+        models without context; None otherwise (:mod:`ardens.queries` then runs a pass per column)."""
+        if not self._fast or ctx is not None or u.shape[-1] != 1:
             return None
         given = torch.where(observed, x, torch.full_like(x, math.nan))
-        return _nade_ops.sample(u, *self._params(), self.activation, given=given).to(x)
+        return _nade_ops.sample(u[..., 0], *self._params(), self.activation, given=given).to(x)
 
     def _training_loss(
         self, x: torch.Tensor, step: int, generator: torch.Generator | None, context: Any = None

@@ -342,8 +342,8 @@ def _draw_prefix(
     that some row lacks (a column's parameters read only the columns before it)."""
     _check_prefix(model, m, order, member)
     fast = getattr(model, "_draw_given", None)
-    if fast is not None and ctx is None and u.shape[-1] == 1:  # all-binary NADE/MADE: the sampling kernel
-        drawn = fast(x, m, member, u[..., 0])
+    if fast is not None:  # the model's sampler with the prefix given (NADE: all-binary; MADE: any columns)
+        drawn = fast(x, m, member, u, ctx)
         if drawn is not None:
             return drawn
     cols = model.columns
