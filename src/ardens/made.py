@@ -27,7 +27,8 @@ the first column of an ordering has degree 1 and reads no hidden unit, so withou
 parameters would ignore ``c``); a MADE with no hidden layer has ``context_out`` only. Every
 column's parameters then depend on ``c`` while the masks keep the autoregressive property in ``x``. Every
 call then takes ``context=c``, shape ``(..., C)`` (one row per row of ``x`` or per sample, or
-one row ``(C,)`` for all). Sampling with context runs one masked pass per column.
+one row ``(C,)`` for all). Sampling with context computes each hidden unit once, in order of
+degree, like every non-binary sampler (:func:`_sample_member_typed`).
 
 >>> cond = ardens.MADE(n_inputs=5, hidden=[16], num_masks=2, context_features=3)
 >>> cond.log_prob(x, context=torch.tensor([[0.1, 0.2, 0.3]])).shape

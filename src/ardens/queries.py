@@ -338,8 +338,10 @@ def _draw_prefix(
     u: torch.Tensor,
     ctx: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Ancestral sampling of the unobserved columns, one network pass per column of the ordering
-    that some row lacks (a column's parameters read only the columns before it)."""
+    """Ancestral sampling of the unobserved columns: the model's own sampler with the prefix
+    given where it has one (``_draw_given``: all-binary NADE, MADE of any columns), else one
+    network pass per column of the ordering that some row lacks (a column's parameters read
+    only the columns before it)."""
     _check_prefix(model, m, order, member)
     fast = getattr(model, "_draw_given", None)
     if fast is not None:  # the model's sampler with the prefix given (NADE: all-binary; MADE: any columns)
