@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Sequence
 
@@ -112,10 +113,16 @@ def init(device: torch.device | str = "cpu") -> bool:
 def teardown(barrier: bool = False) -> None:
     """Destroy the default process group, if there is one; with ``barrier`` (after a run every
     rank finished normally) the ranks first wait for each other, so that none tears its gloo
-    connections down while a peer still uses them (a rank then aborted with "terminate called
-    without an active exception", seen once in CI)."""
+    connections down while a peer still uses them.
+
+    First, a garbage collection: a DDP wrapper sits in reference cycles, so after training it
+    can outlive its last use until the interpreter's shutdown, and its reducer's gloo work
+    objects (holding tensors) were then destroyed during finalization, where taking the GIL
+    aborts the process ("terminate called without an active exception": a rank died so, now
+    and then, at the end of ``--nproc 2 --resume`` in the test suite)."""
     dist = _dist()
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         if barrier:
             dist.barrier()
         dist.destroy_process_group()

@@ -62,6 +62,7 @@ process (no process group) runs exactly as before. See :mod:`ardens.distributed`
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -772,6 +773,7 @@ def _wrap(model: AutoregressiveModel) -> torch.nn.Module:
 
 def _loop(model, optimizer, generator, data, config, run_dir, state, history, progress, log) -> TrainResult:
     device = next(model.parameters()).device
+    net = None
     try:
         net = _wrap(model)
         with flush_denormals(device), reuse_freed_blocks(device.type == "cpu"):
@@ -786,6 +788,12 @@ def _loop(model, optimizer, generator, data, config, run_dir, state, history, pr
         if history and run_dir is not None:
             _plot_curve(history, run_dir / CURVE, f"{state['model_kind']} on {data.name}")
         raise
+    finally:
+        if net is not None and net is not model:
+            # the DDP wrapper sits in reference cycles: free it (and its reducer's gloo work) now,
+            # while the process group and the interpreter are alive (see distributed.teardown)
+            del net
+            gc.collect()
 
 
 class _DivergedError(FloatingPointError):
