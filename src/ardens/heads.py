@@ -175,12 +175,7 @@ class Columns(nn.Module):
         if not (math.isfinite(min_scale) and min_scale >= 0):
             raise ValueError(f"min_scale: expected a non-negative number; got {min_scale!r}")
         self.min_scale = float(min_scale)
-        if input_margin is not None and (
-            isinstance(input_margin, bool)
-            or not isinstance(input_margin, (int, float))
-            or not (math.isfinite(input_margin) and input_margin >= 0)
-        ):
-            raise ValueError(f"input_margin: expected a non-negative number or None; got {input_margin!r}")
+        _check_input_margin(input_margin)
         self.n = len(self.list)
         in_w = np.array([c.input_width for c in self.list])
         out_w = np.array([c.param_width for c in self.list])
@@ -278,13 +273,6 @@ class Columns(nn.Module):
         real[torch.as_tensor(self.real_idx, device=x.device)] = True
         return torch.where(real, (x - self.loc.to(x.dtype)) / self.scale.to(x.dtype), x)
 
-    def clip(self, z: torch.Tensor) -> torch.Tensor:
-        """Standardized rows ``(..., n)`` clamped to the input range the networks see (only real
-        columns have finite bounds; NaN stays NaN)."""
-        if self.lo is None:
-            return z
-        return torch.minimum(torch.maximum(z, self.lo.to(z.dtype)), self.hi.to(z.dtype))
-
     def unstandardize_column(self, j: int, z: torch.Tensor) -> torch.Tensor:
         if self.loc is None or self.list[j].kind != "real":
             return z
@@ -294,19 +282,20 @@ class Columns(nn.Module):
         """The networks' input ``(..., input_width)``: categorical one-hot, real standardized."""
         if self.all_binary:
             return x
-        x = self.clip(self.standardize(x))
-        parts = [self.encode_column(j, x[..., j], clipped=True) for j in range(self.n)]
+        x = self.standardize(x)
+        parts = [self.encode_column(j, x[..., j]) for j in range(self.n)]
         return torch.cat(parts, dim=-1)
 
-    def encode_column(self, j: int, v: torch.Tensor, standardized: bool = True, clipped: bool = False) -> torch.Tensor:
+    def encode_column(self, j: int, v: torch.Tensor, standardized: bool = True) -> torch.Tensor:
         """Column ``j``'s values ``(...)`` as its encoded inputs ``(..., width)`` (a real column
-        standardized unless ``standardized``, then clipped to the input range unless ``clipped``)."""
+        standardized unless ``standardized`` says it is already, then clipped to the input range;
+        NaN stays NaN)."""
         col = self.list[j]
         if col.kind == "categorical":
             return F.one_hot(v.long(), col.levels).to(v.dtype)
         if col.kind == "real" and not standardized and self.loc is not None:
             v = (v - self.loc[j].to(v.dtype)) / self.scale[j].to(v.dtype)
-        if col.kind == "real" and not clipped and self.lo is not None:
+        if col.kind == "real" and self.lo is not None:
             v = torch.minimum(torch.maximum(v, self.lo[j].to(v.dtype)), self.hi[j].to(v.dtype))
         return v.unsqueeze(-1)
 
@@ -403,7 +392,7 @@ class Columns(nn.Module):
         written before clipping existed) gains the range. Training rows are never clipped, so
         with the model's own training rows the training-time network is unchanged."""
         if margin is not None:
-            Columns(["real"], input_margin=margin)  # the same check as the constructor's
+            _check_input_margin(margin)
             if self.loc is not None and self.lo is None:
                 self.register_buffer("lo", torch.full_like(self.loc, -math.inf))
                 self.register_buffer("hi", torch.full_like(self.loc, math.inf))
@@ -448,6 +437,14 @@ class Columns(nn.Module):
                 sd = max(spread - self.min_scale, 1e-3)
                 out[s] = np.concatenate([np.zeros(c), means, np.full(c, math.log(sd))])
         return torch.as_tensor(out)
+
+
+def _check_input_margin(margin: Any) -> None:
+    """``None`` or a finite non-negative number, else a one-line ``ValueError`` naming it."""
+    if margin is not None and (
+        isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (math.isfinite(margin) and margin >= 0)
+    ):
+        raise ValueError(f"input_margin: expected a non-negative number or None; got {margin!r}")
 
 
 def mixture_log_prob(block: torch.Tensor, z: torch.Tensor, min_scale: float) -> torch.Tensor:
