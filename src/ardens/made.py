@@ -437,7 +437,7 @@ def _draw_given_fast(model: MADE, x: torch.Tensor, observed: torch.Tensor, membe
 def _sample_member_fast(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
     if _made_cpu.AVAILABLE and _nade_cpu.handles(model._reference()):
         return _made_cpu.sample_member(model, u, i)
-    return _sample_member_by_degree(model, u, i)
+    return _sample_member_typed(model, u, i)  # the same algorithm in torch (GPU, or without numba)
 
 
 @torch.no_grad()
@@ -462,7 +462,8 @@ def _sample_member_typed(
     degrees = model.member_degrees(i)
     masks = model.member_masks(i)
     d_in = degrees[0][cols.input_column.numpy()]
-    below = np.argsort(d_in, kind="stable")  # input units by degree (a column's units stay together, in order)
+    in_order = np.argsort(d_in, kind="stable")  # input units by degree (a column's units stay together, in order)
+    below = in_order
     in_ends = np.searchsorted(d_in[below], np.arange(n + 1), side="right")  # inputs of degree <= m
     weights, biases, ends = [], [], []
     for layer, mask, deg in zip(model.layers[:-1], masks, degrees[1:]):
@@ -475,7 +476,7 @@ def _sample_member_typed(
     top = torch.as_tensor(below, device=dev)
     out_w = model.layers[-1].masked_weight(masks[len(model.layers) - 1])[:, top]
     out_b = model.layers[-1].bias
-    in_sorted = torch.as_tensor(np.argsort(d_in, kind="stable"), device=dev)
+    in_sorted = torch.as_tensor(in_order, device=dev)
     direct_w = None if model.direct_layer is None else model.direct_layer.masked_weight(masks[-1])[:, in_sorted]
     ctx_first = ctx_out = None
     if ctx is not None:
@@ -525,50 +526,4 @@ def _sample_member_n_pass(model: MADE, u: torch.Tensor, i: int, ctx: torch.Tenso
     for j in model.ordering(i).tolist():
         z = model._logits(x, i, ctx=ctx)[:, cols.param_slice(j)]
         x[:, j] = cols.sample_column(j, z, uu[:, j])
-    return x
-
-
-def _sample_member_by_degree(model: MADE, u: torch.Tensor, i: int) -> torch.Tensor:
-    """Sample all-binary member ``i`` computing each hidden unit once, in order of degree.
-
-    Units are sorted by degree; a unit of degree ``m`` needs only the first ``m`` inputs
-    of the ordering (and units below of degree ``<= m``), so it is computed right after
-    the ``m``-th input is drawn. Output ``k`` needs top units of degree ``< rank_k + 1``.
-    """
-    act = activation_fn(model.activation)
-    n = model.n_inputs
-    degrees = model.member_degrees(i)
-    masks = model.member_masks(i)
-    order = torch.as_tensor(np.argsort(degrees[0], kind="stable"), device=u.device)
-    # Weights with rows (units) sorted by degree and columns in generation order.
-    weights, biases, ends = [], [], []
-    below = order
-    for layer, mask, deg in zip(model.layers[:-1], masks, degrees[1:]):
-        perm = np.argsort(deg, kind="stable")
-        weights.append(layer.masked_weight(mask)[torch.as_tensor(perm, device=u.device)][:, below])
-        biases.append(layer.bias[torch.as_tensor(perm, device=u.device)])
-        # ends[l][m] = number of units of degree <= m
-        ends.append(np.searchsorted(deg[perm], np.arange(n + 1), side="right"))
-        below = torch.as_tensor(perm, device=u.device)
-    out_w = model.layers[-1].masked_weight(masks[len(model.layers) - 1])[order][:, below]
-    out_b = model.layers[-1].bias[order]
-    direct_w = model.direct_layer.masked_weight(masks[-1])[order][:, order] if model.direct_layer is not None else None
-    B = u.shape[0]
-    xo = torch.zeros_like(u)
-    hs = [u.new_zeros(B, w.shape[0]) for w in weights]
-    uo = u[:, order]
-    for k in range(n):  # draw the input of degree k + 1, then the units of degree k + 1
-        top = hs[-1][:, : ends[-1][k]] if hs else xo[:, :k]
-        z = top @ out_w[k, : top.shape[1]] + out_b[k]
-        if direct_w is not None and k:
-            z = z + xo[:, :k] @ direct_w[k, :k]
-        xo[:, k] = (uo[:, k] < torch.sigmoid(z)).to(xo.dtype)
-        inputs, width = xo, k + 1
-        for h, w, bias, end in zip(hs, weights, biases, ends):
-            lo, hi = end[k], end[k + 1]
-            if hi > lo:
-                h[:, lo:hi] = act(torch.addmm(bias[lo:hi], inputs[:, :width], w[lo:hi, :width].t()))
-            inputs, width = h, hi
-    x = torch.empty_like(xo)
-    x[:, order] = xo
     return x
