@@ -71,6 +71,8 @@ def test_log_prob_is_the_chain_rule_in_each_ordering_and_chunking_changes_nothin
     with torch.no_grad():
         one_pass = [model.log_prob(x, mask=i) for i in range(2)]
         monkeypatch.setattr(deepnade, "ROWS_PER_PASS", 7)  # several chunks of examples
+        monkeypatch.setattr(deepnade, "CACHED_ELEMENTS", 2 * 6 * 9)  # the in-place kernel's: 2 examples
+        assert model._in_place_chunk(torch.device("cpu")) == 2
         chunked = [model.log_prob(x, mask=i) for i in range(2)]
         for i in range(2):
             by_hand = -ordering_nll_by_hand(model, x, model.ordering(i).tolist())
@@ -90,6 +92,8 @@ def test_in_place_evaluation_equals_the_autograd_pass(activation, hidden, monkey
     x = torch.bernoulli(torch.full((23, 7), 0.4, dtype=torch.float64))
     c = torch.randn(23, 2, dtype=torch.float64)
     monkeypatch.setattr(deepnade, "ROWS_PER_PASS", 30)  # chunks of 4 rows, the last one shorter
+    monkeypatch.setattr(deepnade, "CACHED_ELEMENTS", 4 * 7 * 9)  # and in the in-place kernel
+    assert model._in_place_chunk(torch.device("cpu")) == 4
     with_grad = model.log_prob(x, context=c)
     assert with_grad.requires_grad
     with torch.no_grad():
