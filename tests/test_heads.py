@@ -798,6 +798,23 @@ def test_clipped_inputs_keep_the_density_normalized(kind):
             assert abs(total - 1) < 1e-6, f"member {member}: integral {total}"
 
 
+@pytest.mark.parametrize("columns", [["real:2", "binary", "real:3"], ["real:2", "categorical:3", "real:3"]])
+def test_encode_is_each_column_encoded(columns):
+    """``encode`` (vectorized without categorical columns) is the concatenation of
+    ``encode_column`` over the columns: standardized, clipped to the input range, NaN kept."""
+    cols = build("nade", columns).columns
+    x = torch.as_tensor(fake_data(cols, 40))
+    x[:5, 0] = float(cols.hi[0] * cols.scale[0] + cols.loc[0]) + 10 * float(cols.scale[0])  # above the range
+    x[5:10, 2] = float(cols.lo[2] * cols.scale[2] + cols.loc[2]) - 10 * float(cols.scale[2])  # below it
+    x[10, 0] = float("nan")
+    z = cols.standardize(x)
+    by_column = torch.cat([cols.encode_column(j, z[:, j]) for j in range(3)], dim=-1)
+    encoded = cols.encode(x)
+    torch.testing.assert_close(encoded, by_column, rtol=0, atol=0, equal_nan=True)
+    assert torch.isnan(encoded[10, 0]) and (encoded[:5, 0] == cols.hi[0]).all()
+    assert (encoded[5:10, -1] == cols.lo[2]).all()  # column 2 is the last input in both layouts
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_inputs_are_clipped_only_outside_the_training_range(kind):
     """Within the training range the model is the unclipped one (same weights, bit for bit);

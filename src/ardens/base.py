@@ -48,10 +48,11 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def activation_fn(name: str):
-    if name == "sigmoid":
-        return torch.sigmoid
-    if name == "relu":
-        return torch.relu
+    """The activation ``name``; ``name + "_"`` its in-place form."""
+    if name in ("sigmoid", "sigmoid_"):
+        return torch.sigmoid if name == "sigmoid" else torch.sigmoid_
+    if name in ("relu", "relu_"):
+        return torch.relu if name == "relu" else torch.relu_
     raise ValueError(f"activation: expected one of {ACTIVATIONS}; got {name!r}")
 
 

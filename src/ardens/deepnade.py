@@ -340,7 +340,7 @@ class DeepNADE(AutoregressiveModel):
         n, order = self.n_inputs, (self.orderings[i] if order is None else order)
         if not want_params and self.in_place_ok():
             return self._positions_inplace(x, order, ctx, self._in_place_chunk(x.device)).sum(-1)
-        act = activation_fn(self.activation)
+        act, act_ = activation_fn(self.activation), activation_fn(self.activation + "_")
         first, out_layer = self.layers[0], self.layers[-1]
         n_in = cols.input_width
         # the mask's part of the running sum is the same for every example: b + sum_{e<d} W[:, n_in + o_e]
@@ -361,9 +361,14 @@ class DeepNADE(AutoregressiveModel):
                 before = inputs_before_position(cols.encode(xb), first.weight[:, :n_in], cols, order)
             if ctx is not None:
                 before = before + (ctx[lo : lo + step] @ first.weight[:, n_in + n :].t())[:, None, :]
-            h = act(before + offset)
-            for layer in self.layers[1:-1]:
-                h = act(layer(h))
+            if torch.is_grad_enabled():
+                h = act(before + offset)
+                for layer in self.layers[1:-1]:
+                    h = act(layer(h))
+            else:  # evaluation: every layer's pre-activations become its hidden states in place
+                h = act_(before.add_(offset))
+                for layer in self.layers[1:-1]:
+                    h = act_(layer(h))
             if binary:
                 z = torch.einsum("bdh,dh->bd", h, w_out) + b_out  # (B, n): position d predicts o_d
                 if want_params:

@@ -283,6 +283,10 @@ class Columns(nn.Module):
         if self.all_binary:
             return x
         x = self.standardize(x)
+        if not self.cat_groups:  # one input per column: every real column clipped at once
+            if self.lo is None:
+                return x
+            return torch.minimum(torch.maximum(x, self.lo.to(x.dtype)), self.hi.to(x.dtype))
         parts = [self.encode_column(j, x[..., j]) for j in range(self.n)]
         return torch.cat(parts, dim=-1)
 

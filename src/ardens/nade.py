@@ -197,7 +197,10 @@ class NADE(AutoregressiveModel):
         act = activation_fn(self.activation)
         before = inputs_before_position(e, self.W, self.columns, self.order)  # (B, n, d) in generation order
         start = self.b if ctx is None else self.b + ctx @ self.W_context.t()  # (d,) or (B, d)
-        h = act(start.reshape(-1, 1, d) + before)
+        if torch.is_grad_enabled():
+            h = act(start.reshape(-1, 1, d) + before)
+        else:  # evaluation: the (B, n, d) pre-activations become the hidden states in place
+            h = activation_fn(self.activation + "_")(before.add_(start.reshape(-1, 1, d)))
         if self.h1 is not None:
             h1 = self.h1.expand(B, 1, d) if ctx is None else act(self.h1 + ctx @ self.W_context.t())[:, None]
             h = torch.cat([h1, h[:, 1:]], dim=1)
