@@ -65,10 +65,10 @@ __all__ = ["DeepNADE"]
 
 ROWS_PER_PASS = 1 << 16  # (example, position) rows per chunk in log_prob (scaled by width / 64)
 # Elements of one (example x position, hidden) buffer of the in-place exact likelihood: about
-# 2 MB in float32, so that its elementwise passes (running sum, activation, output unit) read
-# and write cache rather than memory. MNIST 2 x 500 on the 2-core EPYC (1 example per chunk):
-# about 350-360 images/s against 289 with 11-example (17 MB) chunks (BENCHMARKS.md, speed round two).
-CACHED_ELEMENTS = 1 << 19
+# 4 MB in float32, so that its elementwise passes (running sum, activation, output unit) read
+# and write cache rather than memory. MNIST 2 x 500 on the 2-core EPYC (2 examples per chunk):
+# 366-375 images/s against 289 with 11-example (17 MB) chunks (BENCHMARKS.md, speed round two).
+CACHED_ELEMENTS = 1 << 20
 
 
 class DeepNADE(AutoregressiveModel):
