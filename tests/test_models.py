@@ -162,38 +162,6 @@ def test_made_fast_sampler_equals_n_pass_sampler(kind, engine, monkeypatch):
     assert torch.equal(fast, slow)
 
 
-@pytest.mark.skipif(not ardens._made_cpu.AVAILABLE, reason="numba not installed")
-@pytest.mark.parametrize("kind", ["made-0", "made-1", "made-2-random", "made-3-direct", "made-K-natural"])
-@pytest.mark.parametrize("common", [1, 3, 6])
-def test_made_kernel_imputation_from_a_common_prefix_equals_a_pass_per_column(kind, common, monkeypatch):
-    """When every row observes the first ``common`` columns of the ordering, the numba sampler
-    starts from their state computed by matmuls (_made_cpu._prefix_state): every depth, the
-    direct layer, sigmoid and ReLU, all columns observed; the draws of one pass per column."""
-    model = make(kind)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 2, (200, 6), generator=gen).double()
-    order = model.ordering(0)
-    k = torch.randint(common, 7, (200,), generator=gen)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(6)
-    m = rank[None, :] < k[:, None]  # row r observes the first k[r] columns of the ordering
-    m[0] = rank < common  # the common prefix is exactly `common` steps
-    calls = []
-    real = ardens._made_cpu._prefix_state
-    monkeypatch.setattr(ardens._made_cpu, "_prefix_state", lambda *a: calls.append(real(*a)[0]) or real(*a))
-    if common == 6:
-        fast = model._draw_given(x, torch.ones_like(m), 0, torch.rand(200, 6, 1, dtype=torch.float64))
-        assert torch.equal(fast, x) and calls[-1] == 6
-        return
-    fast = model.impute(x, m, generator=torch.Generator().manual_seed(1), draws=2)
-    assert calls and all(c == common for c in calls)
-    with monkeypatch.context() as patch:
-        patch.setattr(type(model), "_draw_given", lambda *a: None)
-        slow = model.impute(x, m, generator=torch.Generator().manual_seed(1), draws=2)
-    assert torch.equal(fast, slow)
-    assert torch.equal(fast[:, m], x[m].expand(2, -1))
-
-
 def test_nade_fast_log_prob_equals_slow_recomputation():
     for act in ("sigmoid", "relu"):
         model = ardens.NADE(70, hidden=20, activation=act, ordering="random", seed=9).double()

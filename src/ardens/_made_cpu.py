@@ -30,12 +30,10 @@ if AVAILABLE:
     from ._nade_cpu import KERNEL_OPTIONS
 
     @njit(parallel=True, **KERNEL_OPTIONS)
-    def _sample_kernel(u, order, mats, biases, ends, direct, has_direct, relu, given, x, done, state):
+    def _sample_kernel(u, order, mats, biases, ends, direct, has_direct, relu, given, x):
         """Samples in tiles of ``TILE``: all samples of a member finalize the same units at
         the same step, so each weight row is read once per tile, not once per sample. ``u``,
-        ``given`` and ``x`` are in column order; step ``k`` draws column ``order[k]``. With
-        ``done > 0`` the steps before it are done: ``state`` holds every layer's
-        pre-activations after them (:func:`_prefix_state`) and ``x`` their values."""
+        ``given`` and ``x`` are in column order; step ``k`` draws column ``order[k]``."""
         B, n = u.shape
         L = len(mats) - 1
         first = mats[0]
@@ -44,9 +42,9 @@ if AVAILABLE:
             pres = [np.empty((hi - lo, biases[j].shape[0]), dtype=biases[j].dtype) for j in range(L + 1)]
             for j in range(L + 1):
                 for e in range(hi - lo):
-                    pres[j][e] = state[j][lo + e] if done > 0 else biases[j]
+                    pres[j][e] = biases[j]
             out = pres[L]
-            for k in range(done, n):
+            for k in range(n):
                 for e in range(hi - lo):
                     i = lo + e
                     col = order[k]
@@ -94,34 +92,8 @@ def sample_member(model, u: torch.Tensor, i: int, given: torch.Tensor | None = N
         gn = np.ascontiguousarray(given.to(u.dtype).numpy())
     xn = np.empty_like(un)
     relu = model.activation == "relu"
-    has_direct = model.direct_layer is not None
-    start, state = _prefix_state(gn, order, mats, biases, ends, direct if has_direct else None, relu)
-    xn[:, order[:start]] = gn[:, order[:start]]
-    _sample_kernel(un, order, mats, biases, ends, direct, has_direct, relu, gn, xn, start, state)
+    _sample_kernel(un, order, mats, biases, ends, direct, model.direct_layer is not None, relu, gn, xn)
     return torch.from_numpy(xn).to(model.layers[0].weight.dtype)
-
-
-def _prefix_state(given: np.ndarray, order, mats, biases, ends, direct, relu: bool) -> tuple[int, tuple]:
-    """The kernel's state after the steps that every row has given (the longest prefix of the
-    ordering observed in all rows, ``start``), in one matmul per layer instead of step by step
-    per tile: the first layer's pre-activations ``b + x_prefix W``; each layer above receives
-    the units below it of degree <= ``start`` (exactly those the kernel has finalized and pushed
-    by then; the others' pre-activations are still partial); the outputs also the direct
-    connections of the prefix. ``(0, placeholders)`` where no step is common to all rows."""
-    given_steps = ~np.isnan(given[:, order]).any(axis=0)  # (n,): step k given in every row
-    start = int(np.argmin(given_steps)) if not given_steps.all() else len(order)
-    if start == 0 or given.shape[0] == 0:
-        return 0, tuple(np.empty((0, b.shape[0]), dtype=b.dtype) for b in biases)
-    prefix = torch.from_numpy(np.ascontiguousarray(given[:, order[:start]], dtype=biases[0].dtype))
-    act = torch.relu if relu else torch.sigmoid
-    state = [torch.addmm(torch.from_numpy(biases[0]), prefix, torch.from_numpy(mats[0][:start]))]
-    for j in range(1, len(mats)):
-        done = int(ends[j - 1, start])  # units below of degree <= start (sorted by degree)
-        below = act(state[j - 1][:, :done])
-        state.append(torch.addmm(torch.from_numpy(biases[j]), below, torch.from_numpy(mats[j][:done])))
-    if direct is not None:
-        state[-1] += prefix @ torch.from_numpy(direct[:start])
-    return start, tuple(t.numpy() for t in state)
 
 
 CACHE_MAX_ELEMENTS = 20_000_000  # larger models rebuild at every call (the cache would double their memory)
