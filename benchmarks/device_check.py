@@ -121,7 +121,13 @@ def main() -> None:
             print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}", flush=True)
             rows.append({"check": what, "ok": ok, "detail": detail})
     failed = [r for r in rows if not r["ok"]]
-    summary = {"device": args.device, "torch": torch.__version__, "checks": len(rows), "failed": len(failed), "rows": rows}
+    summary = {
+        "device": args.device,
+        "torch": torch.__version__,
+        "checks": len(rows),
+        "failed": len(failed),
+        "rows": rows,
+    }
     if args.device.startswith("cuda"):
         summary["gpu"] = torch.cuda.get_device_name(0)
     if args.json:
