@@ -89,3 +89,43 @@ def test_vectorizable_exp_is_accurate():
     assert np.max(np.abs(got - want) / want) < 4 * np.finfo(np.float64).eps
     assert np.isnan(exp(np.array([np.nan]))[0])
     assert exp(np.array([-1e4]))[0] < 1e-300 and np.isfinite(exp(np.array([1e4]))[0])
+
+
+@needs_numba
+def test_vectorizable_exp32_is_accurate():
+    import numpy as np
+    from numba import njit
+
+    exp32 = njit(lambda v: np.array([_nade_cpu.exp_vectorizable32(t) for t in v], dtype=np.float32))
+    x = np.concatenate(
+        [np.linspace(-87, 87, 200001), np.random.default_rng(0).normal(0, 5, 10000), [0.0, -0.0]]
+    ).astype(np.float32)
+    got, want = exp32(x).astype(np.float64), np.exp(x.astype(np.float64))
+    assert got.dtype == np.float64 and exp32(x).dtype == np.float32
+    assert np.max(np.abs(got - want) / want) < 4 * np.finfo(np.float32).eps
+    assert np.isnan(exp32(np.array([np.nan], dtype=np.float32))[0])
+    assert exp32(np.array([-1e4], dtype=np.float32))[0] < 1e-37
+    assert np.isfinite(exp32(np.array([1e4], dtype=np.float32))[0])
+
+
+@needs_numba
+@pytest.mark.parametrize("act", ["sigmoid", "relu"])
+def test_float32_kernel_is_as_accurate_as_torch_float32(act):
+    """The float32 kernel (its own float32 sigmoid) against the float64 computation: its error,
+    values and gradients, stays within a small multiple of that of torch's float32 autograd path
+    (4x: on one thread the kernel sums a parameter's gradient over the examples in sequence,
+    where torch's reductions sum in blocks)."""
+    model, x, w = setup(act, n=200, d=50, B=64)
+    slow = slow_log_prob(model, x)
+    want = [slow] + grads(model, (w * slow).sum())
+    model.float()
+    x32, w32 = x.float(), w.float()
+    fast = kernel("cpu")(x32, *model._params(), model.activation)
+    plain = slow_log_prob(model, x32)
+    got = [fast] + grads(model, (w32 * fast).sum())
+    ref32 = [plain] + grads(model, (w32 * plain).sum())
+    for g, r, exact in zip(got, ref32, want):
+        assert g.dtype == torch.float32
+        scale = exact.abs().max().item()
+        err, err_torch = (g.double() - exact).abs().max().item(), (r.double() - exact).abs().max().item()
+        assert err <= 4 * err_torch + 1e-7 * scale, (err, err_torch)

@@ -14,32 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 from collections.abc import Iterator
-from functools import cache
 
 import torch
 
-_REGION = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-
-
-@cache
-def _openmp_runtime() -> ctypes.CDLL | None:
-    """The OpenMP runtime loaded in this process (torch's), or None where there is none."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "/libgomp" in line or "/libiomp" in line}
-    except OSError:
-        return None
-    # torch's own runtime first: another library (scikit-learn's wheel, say) may have loaded
-    # a second libgomp, whose parallel regions run on its own workers, not torch's
-    torch_lib = os.path.join(os.path.dirname(os.path.realpath(torch.__file__)), "lib")
-    for path in sorted(paths, key=lambda p: (not os.path.realpath(p).startswith(torch_lib), p)):
-        with contextlib.suppress(OSError):
-            runtime = ctypes.CDLL(path)
-            if hasattr(runtime, "GOMP_parallel"):
-                return runtime
-    return None
+from ._openmp import REGION, openmp_runtime
 
 
 def set_flush_denormal_everywhere(on: bool) -> bool:
@@ -49,9 +28,9 @@ def set_flush_denormal_everywhere(on: bool) -> bool:
     """
     if not torch.set_flush_denormal(on):
         return False
-    runtime = _openmp_runtime()
+    runtime = openmp_runtime()
     if runtime is not None and torch.get_num_threads() > 1:
-        region = _REGION(lambda _: torch.set_flush_denormal(on))
+        region = REGION(lambda _: torch.set_flush_denormal(on))
         runtime.GOMP_parallel(region, None, ctypes.c_uint(torch.get_num_threads()), ctypes.c_uint(0))
     return True
 

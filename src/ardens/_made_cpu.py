@@ -19,26 +19,28 @@ import numpy as np
 import torch
 
 from ._nade_cpu import AVAILABLE
+from ._openmp import run_on_bounds, split_rows
 
 __all__ = ["AVAILABLE", "sample_member"]
 
 TILE = 16  # samples drawn together
 
 if AVAILABLE:
-    from numba import njit, prange
+    from numba import njit
 
     from ._nade_cpu import KERNEL_OPTIONS
 
-    @njit(parallel=True, **KERNEL_OPTIONS)
-    def _sample_kernel(u, order, mats, biases, ends, direct, has_direct, relu, given, x):
-        """Samples in tiles of ``TILE``: all samples of a member finalize the same units at
-        the same step, so each weight row is read once per tile, not once per sample. ``u``,
-        ``given`` and ``x`` are in column order; step ``k`` draws column ``order[k]``."""
-        B, n = u.shape
+    @njit(**KERNEL_OPTIONS)
+    def _sample_kernel(u, order, mats, biases, ends, direct, has_direct, relu, given, x, rows_lo, rows_hi):
+        """Samples ``rows_lo <= i < rows_hi``, in tiles of ``TILE``: all samples of a member
+        finalize the same units at the same step, so each weight row is read once per tile,
+        not once per sample. ``u``, ``given`` and ``x`` are in column order; step ``k`` draws
+        column ``order[k]``."""
+        n = u.shape[1]
         L = len(mats) - 1
         first = mats[0]
-        for t in prange((B + TILE - 1) // TILE):
-            lo, hi = t * TILE, min(B, (t + 1) * TILE)
+        for lo in range(rows_lo, rows_hi, TILE):
+            hi = min(rows_hi, lo + TILE)
             pres = [np.empty((hi - lo, biases[j].shape[0]), dtype=biases[j].dtype) for j in range(L + 1)]
             for j in range(L + 1):
                 for e in range(hi - lo):
@@ -92,7 +94,9 @@ def sample_member(model, u: torch.Tensor, i: int, given: torch.Tensor | None = N
         gn = np.ascontiguousarray(given.to(u.dtype).numpy())
     xn = np.empty_like(un)
     relu = model.activation == "relu"
-    _sample_kernel(un, order, mats, biases, ends, direct, model.direct_layer is not None, relu, gn, xn)
+    args = (un, order, mats, biases, ends, direct, model.direct_layer is not None, relu, gn, xn)
+    bounds = split_rows(un.shape[0], torch.get_num_threads(), min_rows=TILE)
+    run_on_bounds(lambda t, lo, hi: _sample_kernel(*args, lo, hi), bounds)
     return torch.from_numpy(xn).to(model.layers[0].weight.dtype)
 
 

@@ -3,12 +3,12 @@
 Per example, in generation order, the hidden state changes only after an input equal to 1
 (``a_{k+1} = a_k + W[:, o_k] x_ok``), so the activation is recomputed once per 1 and not
 once per dimension; the rest is two or three length-``d`` dot products per dimension.
-Examples run in parallel over numba's threads, each with its own gradient accumulators,
-so memory is O(threads * n * d) for gradients plus O((ones + 1) * d) per example in flight,
-never O(B * n * d).
+Chunks of examples run in parallel on torch's own CPU threads (``_openmp.run_chunks``), each
+with its own gradient accumulators, so memory is O(threads * n * d) for gradients plus
+O(TILE * d) per thread, never O(B * n * d). The kernels themselves are serial: numba's
+thread pool is not used.
 
-Set ``ARDENS_NUMBA=0`` to turn these kernels off. numba's ``workqueue`` threading layer is
-used unless ``NUMBA_THREADING_LAYER`` says otherwise (see the comment at the import).
+Set ``ARDENS_NUMBA=0`` to turn these kernels off.
 """
 
 from __future__ import annotations
@@ -19,20 +19,17 @@ import os
 import numpy as np
 import torch
 
+from ._openmp import run_on_bounds, split_rows
+
 __all__ = ["AVAILABLE", "NADELogProb", "handles", "sample"]
 
 try:
     if os.environ.get("ARDENS_NUMBA", "1") == "0":
         raise ImportError("disabled by ARDENS_NUMBA=0")
-    import numba
     from llvmlite import ir
-    from numba import njit, prange, types
-    from numba.extending import intrinsic
+    from numba import njit, types
+    from numba.extending import intrinsic, overload
 
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        # numba's OpenMP layer brings a second OpenMP runtime beside torch's; their spinning
-        # workers fight over the cores and slow torch's own ops by 10x or more on 2 cores.
-        numba.config.THREADING_LAYER = "workqueue"
     AVAILABLE = True
 except ImportError:  # pragma: no cover - exercised where numba is absent
     AVAILABLE = False
@@ -56,7 +53,6 @@ if AVAILABLE:
     _FAST = {"reassoc", "contract", "nsz", "arcp"}
     KERNEL_OPTIONS = dict(fastmath=_FAST, cache=True, nogil=True, error_model="numpy")
     _jit = njit(**KERNEL_OPTIONS)
-    _pjit = njit(parallel=True, **KERNEL_OPTIONS)
 
     @intrinsic
     def _bits_to_float(typingctx, bits):
@@ -66,6 +62,15 @@ if AVAILABLE:
             return builder.bitcast(args[0], ir.DoubleType())
 
         return types.float64(types.int64), codegen
+
+    @intrinsic
+    def _bits_to_float32(typingctx, bits):
+        """Reinterpret an int32 as the float32 with the same bits."""
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.FloatType())
+
+        return types.float32(types.int32), codegen
 
     _LOG2E = 1.4426950408889634
     _LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two for an exact range reduction
@@ -118,11 +123,52 @@ if AVAILABLE:
         out = p * _bits_to_float((np.int64(n) + 1023) << 52)
         return out if x == x else x  # NaN stays NaN
 
+    _F32 = np.float32
+    _LOG2E_32 = _F32(_LOG2E)
+    _LN2_HI_32 = _F32(0.693359375)  # 9 significant bits: n * _LN2_HI_32 is exact for |n| < 2^15
+    _LN2_LO_32 = _F32(math.log(2.0) - 0.693359375)
+    _ONE_32, _HALF_32, _CLAMP_32 = _F32(1.0), _F32(0.5), _F32(87.0)
+    _TAYLOR_32 = tuple(_F32(1.0 / math.factorial(k)) for k in range(2, 8))
+
+    @njit(inline="always", **KERNEL_OPTIONS)
+    def exp_vectorizable32(x):
+        """``exp(x)`` in float32 to a few ulp, in float32 operations only (8 lanes on AVX2).
+
+        The same reduction as :func:`exp_vectorizable`, with ``exp(r)`` by its Taylor series
+        to degree 7 (truncation error below 6e-9 for ``|r| <= ln(2) / 2``, under float32's
+        epsilon); ``x`` is clamped to [-87, 87], where ``2^n`` is a normal float32.
+        """
+        y = min(max(x, -_CLAMP_32), _CLAMP_32)
+        n = np.floor(y * _LOG2E_32 + _HALF_32)
+        r = (y - n * _LN2_HI_32) - n * _LN2_LO_32
+        c2, c3, c4, c5, c6, c7 = _TAYLOR_32
+        p = _ONE_32 + r * (_ONE_32 + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * c7))))))
+        out = p * _bits_to_float32((np.int32(n) + np.int32(127)) << np.int32(23))
+        return out if x == x else x  # NaN stays NaN
+
+    def _sigmoid_into(a, h):
+        """``h = sigmoid(a)`` elementwise, in ``a``'s precision (the overload picks it)."""
+
+    @overload(_sigmoid_into, jit_options=KERNEL_OPTIONS)
+    def _sigmoid_into_impl(a, h):
+        if a.dtype == types.float32:
+
+            def impl32(a, h):
+                for j in range(a.shape[0]):
+                    h[j] = _ONE_32 / (_ONE_32 + exp_vectorizable32(-a[j]))
+
+            return impl32
+
+        def impl64(a, h):
+            for j in range(a.shape[0]):
+                h[j] = 1.0 / (1.0 + exp_vectorizable(-a[j]))
+
+        return impl64
+
     @_jit
     def _activate(a, h, act):
         if act == SIGMOID:
-            for j in range(a.shape[0]):
-                h[j] = 1.0 / (1.0 + exp_vectorizable(-a[j]))
+            _sigmoid_into(a, h)
         else:
             for j in range(a.shape[0]):
                 h[j] = a[j] if a[j] > 0.0 else 0.0
@@ -145,19 +191,20 @@ if AVAILABLE:
             return h[j] * (1.0 - h[j])
         return 1.0 if h[j] > 0.0 else 0.0
 
-    @_pjit
-    def _log_prob_kernel(x, order, WT, bias, V, c, act, out, logits):
-        """``out[i] = log p(x_i)``; ``logits[i, j]`` of every conditional (position ``j``).
+    @_jit
+    def _log_prob_kernel(x, order, WT, bias, V, c, act, out, logits, rows_lo, rows_hi):
+        """``out[i] = log p(x_i)``; ``logits[i, j]`` of every conditional (position ``j``),
+        for the rows ``rows_lo <= i < rows_hi``.
 
         Inputs are visited in ``order``. Examples go in tiles of ``TILE``: each row of
         ``V`` is read once per tile.
         """
-        B, n = x.shape
+        n = x.shape[1]
         d = WT.shape[1]
-        for t in prange((B + TILE - 1) // TILE):
-            lo, hi = t * TILE, min(B, (t + 1) * TILE)
-            A = np.empty((hi - lo, d), dtype=WT.dtype)
-            H = np.empty((hi - lo, d), dtype=WT.dtype)
+        A = np.empty((TILE, d), dtype=WT.dtype)
+        H = np.empty((TILE, d), dtype=WT.dtype)
+        for lo in range(rows_lo, rows_hi, TILE):
+            hi = min(rows_hi, lo + TILE)
             for e in range(hi - lo):
                 A[e] = bias
                 _activate(A[e], H[e], act)
@@ -176,9 +223,10 @@ if AVAILABLE:
                             a[j] += WT[o, j]
                         _activate(a, H[e], act)
 
-    @_pjit
-    def _grad_kernel(x, order, w, logits, WT, bias, V, act, dWT, dV, dc, total):
-        """Accumulate ``sum_i w_i d log p(x_i)`` into per-thread buffers, in one forward sweep.
+    @_jit
+    def _grad_kernel(x, order, w, logits, WT, bias, V, act, dWTt, dVt, dct, total, rows_lo, rows_hi):
+        """Accumulate ``sum_i w_i d log p(x_i)`` over the rows ``rows_lo <= i < rows_hi`` into
+        one thread's buffers ``dWTt``, ``dVt``, ``dct``, in one forward sweep.
 
         With ``dA_s`` the pre-activation gradient of the segment of dimensions sharing a
         hidden state (segments end after each 1), ``d W[:, j] = x_j (T - P_j)``, where
@@ -186,52 +234,63 @@ if AVAILABLE:
         The sweep accumulates ``-P_j`` into ``dWT`` and returns each example's ``T`` in
         ``total``; the caller adds ``X^T T`` (one matmul) and ``db = sum_i T_i``.
         ``logits`` are the forward pass's; hidden states are recomputed once per 1.
-        """
-        B, n = x.shape
-        d = WT.shape[1]
-        chunks = dWT.shape[0]
-        for t in prange(chunks):
-            A = np.empty((TILE, d), dtype=WT.dtype)
-            H = np.empty((TILE, d), dtype=WT.dtype)
-            DH = np.empty((TILE, d), dtype=WT.dtype)  # gradient of the current hidden state
-            P = np.empty((TILE, d), dtype=WT.dtype)  # sum of finished segments' dA
-            dVt, dWTt = dV[t], dWT[t]
-            for lo in range(t * B // chunks, (t + 1) * B // chunks, TILE):
-                m = min(TILE, (t + 1) * B // chunks - lo)
-                for e in range(m):
-                    A[e] = bias
-                    _activate(A[e], H[e], act)
-                    DH[e] = 0.0
-                    P[e] = 0.0
-                for k in range(n):
-                    o = order[k]
-                    Vk, dVk = V[o], dVt[o]
-                    for e in range(m):
-                        i = lo + e
-                        g = w[i] * (x[i, o] - 1.0 / (1.0 + math.exp(-logits[i, o])))
-                        dc[t, o] += g
-                        h, dh = H[e], DH[e]
-                        for j in range(d):
-                            dVk[j] += g * h[j]
-                            dh[j] += g * Vk[j]
-                        if x[i, o] != 0.0:
-                            a, p = A[e], P[e]
-                            for j in range(d):
-                                p[j] += dh[j] * _activation_slope(h, act, j)
-                                dWTt[o, j] -= p[j]
-                                a[j] += WT[o, j]
-                                dh[j] = 0.0
-                            _activate(a, h, act)
-                for e in range(m):
-                    h, dh, p = H[e], DH[e], P[e]
-                    for j in range(d):
-                        total[lo + e, j] = p[j] + dh[j] * _activation_slope(h, act, j)
 
-    @_pjit
-    def _sample_kernel(u, order, WT, bias, V, c, act, given, x):
-        B, n = u.shape
+        A tile's ``TILE`` examples update a row of ``dV`` together (one load and store of the
+        row per tile, the tile unrolled into registers); a short last tile is padded with
+        zero weights ``G``, whose stale hidden states then add exact zeros.
+        """
+        n = x.shape[1]
         d = WT.shape[1]
-        for i in prange(B):
+        A = np.empty((TILE, d), dtype=WT.dtype)
+        H = np.zeros((TILE, d), dtype=WT.dtype)
+        DH = np.empty((TILE, d), dtype=WT.dtype)  # gradient of the current hidden state
+        P = np.empty((TILE, d), dtype=WT.dtype)  # sum of finished segments' dA
+        G = np.empty(TILE, dtype=WT.dtype)  # each example's d log p / d logit, times w
+        for lo in range(rows_lo, rows_hi, TILE):
+            m = min(TILE, rows_hi - lo)
+            G[:] = 0.0
+            for e in range(m):
+                A[e] = bias
+                _activate(A[e], H[e], act)
+                DH[e] = 0.0
+                P[e] = 0.0
+            for k in range(n):
+                o = order[k]
+                Vk, dVk = V[o], dVt[o]
+                for e in range(m):
+                    i = lo + e
+                    g = w[i] * (x[i, o] - 1.0 / (1.0 + math.exp(-logits[i, o])))
+                    G[e] = g
+                    dct[o] += g
+                for j in range(d):
+                    s = dVk[j]
+                    for e in range(TILE):
+                        s += G[e] * H[e, j]
+                    dVk[j] = s
+                for e in range(m):
+                    g, dh = G[e], DH[e]
+                    for j in range(d):
+                        dh[j] += g * Vk[j]
+                for e in range(m):
+                    if x[lo + e, o] != 0.0:
+                        dh = DH[e]
+                        h, a, p = H[e], A[e], P[e]
+                        for j in range(d):
+                            p[j] += dh[j] * _activation_slope(h, act, j)
+                            dWTt[o, j] -= p[j]
+                            a[j] += WT[o, j]
+                            dh[j] = 0.0
+                        _activate(a, h, act)
+            for e in range(m):
+                h, dh, p = H[e], DH[e], P[e]
+                for j in range(d):
+                    total[lo + e, j] = p[j] + dh[j] * _activation_slope(h, act, j)
+
+    @_jit
+    def _sample_kernel(u, order, WT, bias, V, c, act, given, x, rows_lo, rows_hi):
+        n = u.shape[1]
+        d = WT.shape[1]
+        for i in range(rows_lo, rows_hi):
             a = bias.copy()
             h = np.empty(d, dtype=WT.dtype)
             _activate(a, h, act)
@@ -251,6 +310,11 @@ if AVAILABLE:
                     x[i, o] = 0.0
 
 
+def _bounds(rows: int, min_rows: int = TILE) -> list[int]:
+    """Chunks of rows, one per torch thread (none shorter than ``min_rows``)."""
+    return split_rows(rows, torch.get_num_threads(), min_rows=min_rows)
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
@@ -266,7 +330,8 @@ class NADELogProb(torch.autograd.Function):
         x = x.to(WT.dtype).contiguous()
         out = np.empty(x.shape[0], dtype=_np(WT).dtype)
         logits = np.empty(tuple(x.shape), dtype=out.dtype)
-        _log_prob_kernel(_np(x), _np(order), _np(WT), _np(b), _np(V), _np(c), _act_code(act), out, logits)
+        args = (_np(x), _np(order), _np(WT), _np(b), _np(V), _np(c), _act_code(act), out, logits)
+        run_on_bounds(lambda t, lo, hi: _log_prob_kernel(*args, lo, hi), _bounds(x.shape[0]))
         ctx.act = act
         ctx.save_for_backward(x, order, WT, b, V, torch.from_numpy(logits))
         return torch.from_numpy(out)
@@ -275,18 +340,22 @@ class NADELogProb(torch.autograd.Function):
     def backward(ctx, grad_ll):  # type: ignore[override]
         x, order, WT, b, V, logits = ctx.saved_tensors
         n, d = WT.shape
-        chunks = max(1, min(numba.get_num_threads(), x.shape[0]))
-        np_dtype = _np(WT).dtype
-        dWT = np.zeros((chunks, n, d), dtype=np_dtype)
-        dV = np.zeros((chunks, n, d), dtype=np_dtype)
-        dc = np.zeros((chunks, n), dtype=np_dtype)
-        total = np.empty((x.shape[0], d), dtype=np_dtype)
+        bounds = _bounds(x.shape[0])
+        chunks = len(bounds) - 1
+        # one set of gradient buffers per chunk, summed into the first afterwards
+        dWT = WT.new_zeros((chunks, n, d))
+        dV = WT.new_zeros((chunks, n, d))
+        dc = WT.new_zeros((chunks, n))
+        T = WT.new_empty((x.shape[0], d))
         w = _np(grad_ll.to(WT.dtype))
         args = (_np(x), _np(order), w, _np(logits), _np(WT), _np(b), _np(V), _act_code(ctx.act))
-        _grad_kernel(*args, dWT, dV, dc, total)
-        T = torch.from_numpy(total)
-        dWT = torch.from_numpy(dWT.sum(0)).addmm_(x.t(), T)
-        return None, None, dWT, T.sum(0), torch.from_numpy(dV.sum(0)), torch.from_numpy(dc.sum(0)), None
+        dWTn, dVn, dcn, Tn = dWT.numpy(), dV.numpy(), dc.numpy(), T.numpy()
+        run_on_bounds(lambda t, lo, hi: _grad_kernel(*args, dWTn[t], dVn[t], dcn[t], Tn, lo, hi), bounds)
+        for t in range(1, chunks):
+            dWT[0] += dWT[t]
+            dV[0] += dV[t]
+            dc[0] += dc[t]
+        return None, None, dWT[0].addmm_(x.t(), T), T.sum(0), dV[0], dc[0], None
 
 
 def sample(
@@ -303,5 +372,6 @@ def sample(
     where ``given`` (``u``'s shape) is not NaN, ``x`` takes its value instead of a draw."""
     x = np.empty(tuple(u.shape), dtype=_np(WT).dtype)
     g = np.full(x.shape, np.nan, dtype=x.dtype) if given is None else _np(given.to(WT.dtype))
-    _sample_kernel(_np(u.to(WT.dtype)), _np(order), _np(WT), _np(b), _np(V), _np(c), _act_code(act), g, x)
+    args = (_np(u.to(WT.dtype)), _np(order), _np(WT), _np(b), _np(V), _np(c), _act_code(act), g, x)
+    run_on_bounds(lambda t, lo, hi: _sample_kernel(*args, lo, hi), _bounds(x.shape[0], min_rows=1))
     return torch.from_numpy(x)
