@@ -45,6 +45,7 @@ import platform
 import shutil
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +158,19 @@ def commit_resume(run_dir: Path) -> Path:
     return dst
 
 
-def train_point(point: dict[str, Any], data, run_dir: Path, device: str | None = None) -> TrainResult:
+def train_point(
+    point: dict[str, Any], data, run_dir: Path, device: str | None = None, finish: bool = False
+) -> TrainResult:
     """Train (or resume) one grid point in ``run_dir``, on ``device`` where given (else the
     config's, by default the CPU). The device is not part of the run's identity: a run started
-    on one device continues on another."""
+    on one device continues on another. ``finish``: no further epochs; the run ends where its
+    resume state stands (its best checkpoint is the one chosen)."""
     seed_from_committed(run_dir)
+    if finish and not (run_dir / "resume.safetensors").is_file():
+        sys.exit(f"reproduce: --finish: {run_dir} has no resume state to finish")
     if (run_dir / "resume.safetensors").is_file():
-        result = resume(run_dir, data, epochs=point["train"].get("epochs"), device=device, progress=False, log=print)
+        epochs = 1 if finish else point["train"].get("epochs")  # a cap below the epochs run trains none
+        result = resume(run_dir, data, epochs=epochs, device=device, progress=False, log=print)
     else:
         torch.manual_seed(point["train"].get("seed", 0))
         model = build_model(point["kind"], data.dim, ModelConfig(**point.get("model", {})), columns=data.column_specs)
@@ -181,20 +188,29 @@ def train_point(point: dict[str, Any], data, run_dir: Path, device: str | None =
 
 
 def run_neural(
-    config: dict[str, Any], data, runs: Path, test: bool = True, device: str | None = None
+    config: dict[str, Any], data, runs: Path, test: bool = True, device: str | None = None, finish: bool = False
 ) -> dict[str, Any]:
     """Train every point; choose the one whose best checkpoint has the lowest validation NLL,
     measured as the test will be (a K-mask MADE stops early on an ensemble of its first
     members, ``train.valid_masks``, but is scored and chosen as the ensemble of all K).
     With ``test=False``, stop there: the validation NLL of every point, and no test. Training
-    and evaluation run on ``device`` where given, else on the CPU."""
+    and evaluation run on ``device`` where given, else on the CPU. ``finish``: no further
+    training (:func:`train_point`); a single point then has nothing to be chosen against, so
+    its validation figure is the one training recorded for its best checkpoint (on
+    ``train.valid_masks`` members, which the results say) instead of a K-member evaluation."""
     where = device or "cpu"
+    points = grid_points(config)
     scores, seconds, best = {}, 0.0, None
-    for point in grid_points(config):
+    valid_members = None
+    for point in points:
         pid = point_id(point)
         print(f"-- {config['dataset']} {config['row']} [{pid}]", flush=True)
-        result = train_point(point, data, runs / pid, device)
-        valid = evaluate(ardens.load(runs / pid / "best.safetensors", map_location=where), data.valid)
+        result = train_point(point, data, runs / pid, device, finish=finish)
+        if finish and len(points) == 1:
+            valid_members = point["train"].get("valid_masks", 1)
+            valid = types.SimpleNamespace(nll=result.best_valid_nll)
+        else:
+            valid = evaluate(ardens.load(runs / pid / "best.safetensors", map_location=where), data.valid)
         scores[pid], seconds = valid.nll, seconds + result.seconds
         if best is None or valid.nll < best[3].nll:
             best = (pid, point, result, valid)
@@ -219,6 +235,14 @@ def run_neural(
         "grid_valid_nll": scores,
         "seconds": seconds,
         "checkpoint": str(checkpoint.relative_to(ROOT)),
+        **(
+            {
+                "finished": f"by --finish at epoch {result.epochs_run} (a time budget), not by early stopping",
+                "valid_nll_members": valid_members,
+            }
+            if finish
+            else {}
+        ),
     }
 
 
@@ -250,7 +274,7 @@ def run_baseline(config: dict[str, Any], data) -> dict[str, Any]:
 
 
 def run_row(
-    table: str, path: Path, data_dir: str | None, test: bool = True, device: str | None = None
+    table: str, path: Path, data_dir: str | None, test: bool = True, device: str | None = None, finish: bool = False
 ) -> dict[str, Any] | None:
     """Train, choose and test one row, and write its results. With ``test=False`` (neural
     rows only), train the points (in ``runs/``) and report their validation NLL: no test, and no
@@ -267,7 +291,7 @@ def run_row(
         print(f"== {config['dataset']} {config['row']}: validation only, would choose {scores['chosen']}", flush=True)
         return None
     if config["kind"] in NEURAL:
-        result = run_neural(config, data, RUNS / table / row_id, device=device)
+        result = run_neural(config, data, RUNS / table / row_id, device=device, finish=finish)
         publish(table, row_id, config, result)
     else:
         result = run_baseline(config, data)
@@ -281,7 +305,8 @@ def run_row(
         config_file=str(path.relative_to(ROOT)),
         machine=machine(device if config["kind"] in NEURAL and device else "cpu"),
         command=f".venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}"
-        + (f" --device {device}" if device else ""),
+        + (f" --device {device}" if device else "")
+        + (" --finish" if finish else ""),
     )
     atomic_write_text(RESULTS / table / f"{row_id}.json", json.dumps(result, indent=1) + "\n")
     print(
@@ -413,6 +438,11 @@ def main() -> None:
         help="copy the resume state of every point of the rows' runs to benchmarks/resume/ (replacing); no training",
     )
     parser.add_argument(
+        "--finish",
+        action="store_true",
+        help="no further training: end the rows' runs where they stand, then choose and test as usual",
+    )
+    parser.add_argument(
         "--validation-only",
         action="store_true",
         help="train the points and print their validation NLL; no test, no results, no tables",
@@ -437,7 +467,9 @@ def main() -> None:
         if not paths:
             sys.exit(f"reproduce: no config matches {args.table}/{args.rows}")
         for path in paths:
-            run_row(args.table, path, args.data_dir, test=not args.validation_only, device=args.device)
+            run_row(
+                args.table, path, args.data_dir, test=not args.validation_only, device=args.device, finish=args.finish
+            )
         if args.validation_only:
             return
     write_markdown(args.table)

@@ -7,6 +7,7 @@ shrunk to at most 8 units: the options are checked, not the 76 M weights."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -236,3 +237,31 @@ def test_real_benchmark_chooses_on_validation_and_reads_each_test_chunk_once(tmp
     assert peer["test_ll"] == pytest.approx(exact.mean(), abs=1e-9)
     real.run(["red_wine"], rows, [1], None)  # finished folds are kept, not run again
     assert len(reads) == 2
+
+
+@pytest.mark.parametrize("points", [1, 2])
+def test_finish_trains_no_further_and_tests_the_best_checkpoint(points, tmp_path, monkeypatch):
+    """``--finish`` ends the runs where their resume states stand, even below the config's
+    epochs; one point takes the validation figure training recorded, two are chosen as usual."""
+    path = _tiny_row(tmp_path, monkeypatch, epochs=2)
+    monkeypatch.setattr(reproduce, "PRETRAINED", tmp_path / "pretrained")
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    config = json.loads(path.read_text())
+    config["points"] = config["points"][:points]
+    path.write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match="no resume state to finish"):
+        reproduce.run_row("t", path, None, test=True, finish=True)
+    reproduce.run_row("t", path, None, test=False)
+    config["train"]["epochs"] = 6
+    path.write_text(json.dumps(config))
+    result = reproduce.run_row("t", path, None, test=True, finish=True)
+    runs = sorted((tmp_path / "runs" / "t" / "tiny").iterdir())
+    assert len(runs) == points and all(len(read_metrics(run)) == 2 for run in runs)
+    assert result["epochs_run"] == 2 and result["finished"].startswith("by --finish at epoch 2")
+    assert result["command"].endswith("--finish")
+    recorded = min(r["valid_nll"] for r in read_metrics(runs[0]) if r["valid_nll"] is not None)
+    if points == 1:
+        assert result["valid_nll"] == pytest.approx(recorded) and result["valid_nll_members"] == 1
+    else:
+        assert result["valid_nll_members"] is None
+    assert math.isfinite(result["test_nll"])
