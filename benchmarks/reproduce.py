@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 import ardens
 from ardens.baselines import IndependentBernoulli, MixtureOfBernoullis
@@ -169,8 +170,14 @@ def train_point(
     if finish and not (run_dir / "resume.safetensors").is_file():
         sys.exit(f"reproduce: --finish: {run_dir} has no resume state to finish")
     if (run_dir / "resume.safetensors").is_file():
-        epochs = 1 if finish else point["train"].get("epochs")  # a cap below the epochs run trains none
-        result = resume(run_dir, data, epochs=epochs, device=device, progress=False, log=print)
+        epochs, valid_every = point["train"].get("epochs"), None
+        if finish:  # the cap is the epochs run: none more
+            with safe_open(str(run_dir / "resume.safetensors"), framework="pt") as f:
+                epochs = int(json.loads(f.metadata()["ardens_resume"])["epoch"])
+            if epochs < 1:
+                sys.exit(f"reproduce: --finish: {run_dir} has not finished an epoch yet")
+            valid_every = min(epochs, point["train"].get("valid_every", 1))
+        result = resume(run_dir, data, epochs=epochs, valid_every=valid_every, device=device, progress=False, log=print)
     else:
         torch.manual_seed(point["train"].get("seed", 0))
         model = build_model(point["kind"], data.dim, ModelConfig(**point.get("model", {})), columns=data.column_specs)

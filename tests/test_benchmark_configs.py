@@ -248,16 +248,17 @@ def test_finish_trains_no_further_and_tests_the_best_checkpoint(points, tmp_path
     monkeypatch.setattr(reproduce, "ROOT", tmp_path)
     config = json.loads(path.read_text())
     config["points"] = config["points"][:points]
+    config["train"].update(epochs=4, valid_every=3)  # 4 epochs run, validated at epoch 3 only
     path.write_text(json.dumps(config))
     with pytest.raises(SystemExit, match="no resume state to finish"):
         reproduce.run_row("t", path, None, test=True, finish=True)
     reproduce.run_row("t", path, None, test=False)
-    config["train"]["epochs"] = 6
+    config["train"]["epochs"] = 9
     path.write_text(json.dumps(config))
     result = reproduce.run_row("t", path, None, test=True, finish=True)
     runs = sorted((tmp_path / "runs" / "t" / "tiny").iterdir())
-    assert len(runs) == points and all(len(read_metrics(run)) == 2 for run in runs)
-    assert result["epochs_run"] == 2 and result["finished"].startswith("by --finish at epoch 2")
+    assert len(runs) == points and all(len(read_metrics(run)) == 4 for run in runs)
+    assert result["epochs_run"] == 4 and result["finished"].startswith("by --finish at epoch 4")
     assert result["command"].endswith("--finish")
     recorded = min(r["valid_nll"] for r in read_metrics(runs[0]) if r["valid_nll"] is not None)
     if points == 1:
