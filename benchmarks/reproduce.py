@@ -352,15 +352,19 @@ def publish(table: str, row_id: str, config: dict[str, Any], result: dict[str, A
     published = "no published value cited" if config.get("published") is None else f"published: {config['published']}"
     if config.get("binary_row"):
         published = f"binary model of the same kind: `benchmarks/results/{config['binary_row']}.json`"
+    finished = f" (ended {result['finished']})" if "finished" in result else ""
+    finish_flag = " --finish" if "finished" in result else ""
+    members = result.get("valid_nll_members")
+    valid_members = f" (as training recorded it: {members} member{'s' if members > 1 else ''})" if members else ""
     card = f"""# {config["row"]} on {config["dataset"]}
 
 - data: `{config["dataset"]}` (ardens named set; train/valid/test as in the papers){groups}
 - model: `{json.dumps(result["model"])}`
-- training: `{json.dumps(result["train"])}`; best epoch {result["best_epoch"]} of {result["epochs_run"]}
+- training: `{json.dumps(result["train"])}`; best epoch {result["best_epoch"]} of {result["epochs_run"]}{finished}
 - chosen on validation from: `{json.dumps(result["grid_valid_nll"])}`
-- validation NLL: {result["valid_nll"]:.4f} nats
+- validation NLL{valid_members}: {result["valid_nll"]:.4f} nats
 - test NLL{masks}: {result["test_nll"]:.4f} ± {result["test_stderr"]:.4f} nats ({published})
-- command: `.venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}`
+- command: `.venv/bin/python benchmarks/reproduce.py {table} --rows {row_id}{finish_flag}`
 - check: {check}
 """
     atomic_write_text(folder / f"{row_id}.md", card)

@@ -237,7 +237,7 @@ if AVAILABLE:
 
         A tile's ``TILE`` examples update a row of ``dV`` together (one load and store of the
         row per tile, the tile unrolled into registers); a short last tile is padded with
-        zero weights ``G``, whose stale hidden states then add exact zeros.
+        zero weights ``G`` and zero hidden states, which add exact zeros.
         """
         n = x.shape[1]
         d = WT.shape[1]
@@ -249,6 +249,7 @@ if AVAILABLE:
         for lo in range(rows_lo, rows_hi, TILE):
             m = min(TILE, rows_hi - lo)
             G[:] = 0.0
+            H[m:] = 0.0  # a short tile's padding: zero weights times zero states
             for e in range(m):
                 A[e] = bias
                 _activate(A[e], H[e], act)
