@@ -13,12 +13,11 @@ those very workers.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 from collections.abc import Iterator
 
 import torch
 
-from ._openmp import REGION, openmp_runtime
+from ._openmp import openmp_runtime, run_chunks
 
 
 def set_flush_denormal_everywhere(on: bool) -> bool:
@@ -28,10 +27,8 @@ def set_flush_denormal_everywhere(on: bool) -> bool:
     """
     if not torch.set_flush_denormal(on):
         return False
-    runtime = openmp_runtime()
-    if runtime is not None and torch.get_num_threads() > 1:
-        region = REGION(lambda _: torch.set_flush_denormal(on))
-        runtime.GOMP_parallel(region, None, ctypes.c_uint(torch.get_num_threads()), ctypes.c_uint(0))
+    if openmp_runtime() is not None:  # one chunk per worker, run by that worker
+        run_chunks(lambda _: torch.set_flush_denormal(on), torch.get_num_threads())
     return True
 
 

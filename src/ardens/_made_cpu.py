@@ -95,7 +95,7 @@ def sample_member(model, u: torch.Tensor, i: int, given: torch.Tensor | None = N
     xn = np.empty_like(un)
     relu = model.activation == "relu"
     args = (un, order, mats, biases, ends, direct, model.direct_layer is not None, relu, gn, xn)
-    bounds = split_rows(un.shape[0], torch.get_num_threads(), min_rows=TILE)
+    bounds = split_rows(un.shape[0], min_rows=TILE)
     run_on_bounds(lambda t, lo, hi: _sample_kernel(*args, lo, hi), bounds)
     return torch.from_numpy(xn).to(model.layers[0].weight.dtype)
 

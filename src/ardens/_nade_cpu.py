@@ -311,11 +311,6 @@ if AVAILABLE:
                     x[i, o] = 0.0
 
 
-def _bounds(rows: int, min_rows: int = TILE) -> list[int]:
-    """Chunks of rows, one per torch thread (none shorter than ``min_rows``)."""
-    return split_rows(rows, torch.get_num_threads(), min_rows=min_rows)
-
-
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
@@ -332,7 +327,7 @@ class NADELogProb(torch.autograd.Function):
         out = np.empty(x.shape[0], dtype=_np(WT).dtype)
         logits = np.empty(tuple(x.shape), dtype=out.dtype)
         args = (_np(x), _np(order), _np(WT), _np(b), _np(V), _np(c), _act_code(act), out, logits)
-        run_on_bounds(lambda t, lo, hi: _log_prob_kernel(*args, lo, hi), _bounds(x.shape[0]))
+        run_on_bounds(lambda t, lo, hi: _log_prob_kernel(*args, lo, hi), split_rows(x.shape[0], min_rows=TILE))
         ctx.act = act
         ctx.save_for_backward(x, order, WT, b, V, torch.from_numpy(logits))
         return torch.from_numpy(out)
@@ -341,7 +336,7 @@ class NADELogProb(torch.autograd.Function):
     def backward(ctx, grad_ll):  # type: ignore[override]
         x, order, WT, b, V, logits = ctx.saved_tensors
         n, d = WT.shape
-        bounds = _bounds(x.shape[0])
+        bounds = split_rows(x.shape[0], min_rows=TILE)
         chunks = len(bounds) - 1
         # one set of gradient buffers per chunk, summed into the first afterwards
         dWT = WT.new_zeros((chunks, n, d))
@@ -374,5 +369,5 @@ def sample(
     x = np.empty(tuple(u.shape), dtype=_np(WT).dtype)
     g = np.full(x.shape, np.nan, dtype=x.dtype) if given is None else _np(given.to(WT.dtype))
     args = (_np(u.to(WT.dtype)), _np(order), _np(WT), _np(b), _np(V), _np(c), _act_code(act), g, x)
-    run_on_bounds(lambda t, lo, hi: _sample_kernel(*args, lo, hi), _bounds(x.shape[0], min_rows=1))
+    run_on_bounds(lambda t, lo, hi: _sample_kernel(*args, lo, hi), split_rows(x.shape[0]))
     return torch.from_numpy(x)

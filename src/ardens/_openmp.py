@@ -18,7 +18,7 @@ from functools import cache
 
 import torch
 
-__all__ = ["REGION", "openmp_runtime", "run_chunks", "run_on_bounds", "split_rows"]
+__all__ = ["openmp_runtime", "run_chunks", "run_on_bounds", "split_rows"]
 
 REGION = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
@@ -42,14 +42,15 @@ def openmp_runtime() -> ctypes.CDLL | None:
     return None
 
 
-def split_rows(rows: int, parts: int, *, min_rows: int = 1) -> list[int]:
-    """Bounds ``[0, ..., rows]`` of at most ``parts`` near-equal chunks of at least ``min_rows``
-    rows each (one chunk where ``rows`` is small)."""
+def split_rows(rows: int, parts: int | None = None, *, min_rows: int = 1) -> list[int]:
+    """Bounds ``[0, ..., rows]`` of at most ``parts`` (by default, one per torch thread)
+    near-equal chunks of at least ``min_rows`` rows each (one chunk where ``rows`` is small)."""
+    parts = torch.get_num_threads() if parts is None else parts
     parts = max(1, min(parts, rows // max(1, min_rows)))
     return [rows * p // parts for p in range(parts + 1)]
 
 
-def run_chunks(fn: Callable[[int], None], chunks: int, threads: int | None = None) -> None:
+def run_chunks(fn: Callable[[int], None], chunks: int) -> None:
     """Call ``fn(t)`` for ``t`` in ``range(chunks)``, in parallel on torch's CPU threads.
 
     ``fn`` should release the GIL for its work (a ``nogil`` numba kernel). The chunks run in
@@ -57,7 +58,7 @@ def run_chunks(fn: Callable[[int], None], chunks: int, threads: int | None = Non
     chunks ``i, i + k, ...``); where there is no such runtime, on a Python thread pool. The
     first exception raised by any chunk is raised here, after all chunks end.
     """
-    threads = min(chunks, torch.get_num_threads() if threads is None else threads)
+    threads = min(chunks, torch.get_num_threads())
     if threads <= 1:
         for t in range(chunks):
             fn(t)
